@@ -1,0 +1,77 @@
+"""What every command shares: config options, logging, and turning errors into exit codes.
+
+Commands stay thin: parse flags, build a Config and a Log, call one library
+function inside ``run_command``, print its result.
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from pathlib import Path
+from typing import Any, Callable, Optional, TypeVar
+
+import typer
+
+from ..config import Config, load_config
+from ..errors import ExitCode, SpoolTargetError
+from ..logs import Log
+
+T = TypeVar("T")
+
+ConfigOption = typer.Option(
+    None,
+    "--config",
+    "-c",
+    help="JSON config file. Repeat to merge several, left to right (later files win).",
+    show_default=False,
+)
+SpoolOption = typer.Option(
+    None,
+    "--spool",
+    help="Spool directory. Default: config spool_dir, env SPOOL_TARGET_SPOOL_DIR, else ./spool.",
+    show_default=False,
+)
+LogFormatOption = typer.Option(
+    None,
+    "--log-format",
+    help="auto (text on a terminal, JSON lines otherwise), text or json.",
+    show_default=False,
+)
+QuietOption = typer.Option(False, "--quiet", "-q", help="Only warnings and errors on stderr (for cron).")
+
+
+def make_config(config_files: Optional[list[Path]], **overrides: Any) -> Config:
+    return load_config(config_files or [], overrides)
+
+
+def make_log(config: Config, quiet: bool = False) -> Log:
+    log = Log(config.log_format, quiet=quiet)
+    log.redact(*config.secrets)
+    return log
+
+
+def run_command(log: Log | None, fn: Callable[[], T]) -> T:
+    """Run library code; map our errors to their exit codes with a clear message."""
+    try:
+        return fn()
+    except SpoolTargetError as err:
+        _report(log, str(err), err.exit_code)
+    except KeyboardInterrupt:
+        _report(log, "interrupted; everything committed so far is safe", ExitCode.INTERNAL)
+    except Exception as err:  # a bug: say so, with the traceback, scrubbed of secrets
+        text = "".join(traceback.format_exception(err))
+        _report(log, f"internal error (please report it): {err}\n{text}", ExitCode.INTERNAL)
+    raise AssertionError("unreachable")
+
+
+def _report(log: Log | None, message: str, code: ExitCode) -> None:
+    if log is not None:
+        message = log.scrub(message)
+        if log.format == "json":
+            log.error(message.splitlines()[0], exit_code=int(code), detail=message)
+        else:
+            sys.stderr.write(f"error: {message}\n")
+    else:
+        sys.stderr.write(f"error: {message}\n")
+    raise typer.Exit(int(code))

@@ -1,0 +1,115 @@
+"""`spool-target ingest` and the Meltano-style `target-spool` entry point."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from ..about import about_text
+from ..spool.ingest import IngestOptions, IngestSummary, ingest
+from . import app
+from .common import ConfigOption, LogFormatOption, QuietOption, SpoolOption, make_config, make_log, run_command
+
+InputOption = typer.Option(
+    None,
+    "--input",
+    "-i",
+    help="Read Singer messages from this file instead of stdin.",
+    show_default=False,
+)
+
+
+def _run_ingest(
+    config_files: Optional[list[Path]],
+    spool: Optional[Path],
+    input_file: Optional[Path],
+    log_format: Optional[str],
+    quiet: bool,
+) -> None:
+    config = make_config(config_files, spool_dir=str(spool) if spool else None, log_format=log_format)
+    log = make_log(config, quiet)
+
+    def out(data: bytes) -> None:
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+
+    def work() -> IngestSummary:
+        options = IngestOptions(
+            spool_dir=Path(config.spool_dir),
+            flush_max_rows=config.flush_max_rows,
+            flush_max_bytes=config.flush_max_bytes,
+            flush_interval_seconds=config.flush_interval_seconds,
+            max_rejects=config.max_rejects,
+            min_free_disk_mb=config.min_free_disk_mb,
+        )
+        if input_file is None:
+            return ingest(options, log, sys.stdin.fileno(), out)
+        try:
+            fd = os.open(input_file, os.O_RDONLY)
+        except OSError as err:
+            from ..errors import ConfigError
+
+            raise ConfigError(f"cannot open --input {input_file}: {err.strerror}") from None
+        try:
+            return ingest(options, log, fd, out)
+        finally:
+            os.close(fd)
+
+    summary = run_command(log, work)
+    _report(log, summary, Path(config.spool_dir))
+
+
+def _report(log, summary: IngestSummary, spool: Path) -> None:
+    for stream, s in summary.streams.items():
+        log.metric("counter", "record_count", s.records, stream=stream)
+    rate = summary.records / summary.seconds if summary.seconds else 0.0
+    log.info(
+        f"ingest done: {summary.records} records in {summary.seconds:.1f}s ({rate:,.0f}/s), "
+        f"{sum(s.segments for s in summary.streams.values())} segments, {summary.rejected} rejected, "
+        f"{summary.states_emitted} STATE messages emitted",
+        spool=str(spool),
+        run_id=summary.run_id,
+    )
+    if summary.rejected:
+        log.warning(f"{summary.rejected} records were rejected; see {spool / 'rejects'} or `spool-target rejects`")
+
+
+@app.command("ingest")
+def ingest_command(
+    config_files: Optional[list[Path]] = ConfigOption,
+    spool: Optional[Path] = SpoolOption,
+    input_file: Optional[Path] = InputOption,
+    log_format: Optional[str] = LogFormatOption,
+    quiet: bool = QuietOption,
+) -> None:
+    """Spool Singer messages from stdin to local Parquet files; never touches the database.
+
+    STATE messages are written to stdout only once every record before them
+    is committed to disk, so a tap's bookmark never runs ahead of the data.
+    Typical use:  tap-x | spool-target ingest --config target.json > state.json
+    """
+    _run_ingest(config_files, spool, input_file, log_format, quiet)
+
+
+meltano_app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None)
+
+
+@meltano_app.command()
+def _meltano(
+    config_files: Optional[list[Path]] = ConfigOption,
+    spool: Optional[Path] = SpoolOption,
+    input_file: Optional[Path] = InputOption,
+    about: bool = typer.Option(False, "--about", help="Describe this target and its settings, then exit."),
+    about_format: str = typer.Option("text", "--format", help="Format of --about: text, json or markdown."),
+    log_format: Optional[str] = LogFormatOption,
+    quiet: bool = QuietOption,
+) -> None:
+    """target-spool: the Singer target interface of `spool-target ingest` (for Meltano)."""
+    if about:
+        typer.echo(about_text(about_format))
+        raise typer.Exit()
+    _run_ingest(config_files, spool, input_file, log_format, quiet)

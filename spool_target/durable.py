@@ -1,0 +1,118 @@
+"""Durable file operations: the only place that decides how bytes reach the disk.
+
+Every file that something else relies on is written temp -> fsync -> rename ->
+fsync directory (as litestream does), and every append to a journal is
+followed by fsync before anyone is told about it. OSErrors become SpoolError
+with the path and the advice a user needs (disk full, permission denied).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from pathlib import Path
+
+from .errors import SpoolError
+
+
+def describe_os_error(err: OSError, action: str, path: Path | str) -> SpoolError:
+    if err.errno == errno.ENOSPC or err.errno == errno.EDQUOT:
+        return SpoolError(
+            f"disk full while {action} {path}",
+            hint="free space on the spool's filesystem (or point --spool elsewhere) and run again; "
+            "everything committed before this point is safe",
+        )
+    if err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return SpoolError(
+            f"permission denied while {action} {path}",
+            hint="make the spool directory writable for this user, or choose another with --spool",
+        )
+    return SpoolError(f"{action} {path} failed: {err.strerror or err}")
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def publish(tmp: Path, final: Path) -> None:
+    """Make a fully written temp file visible under its final name, durably.
+
+    The caller has written ``tmp``; this fsyncs it, renames it and fsyncs the
+    directory, so after a crash either the whole file is at ``final`` or
+    nothing is.
+    """
+    try:
+        fsync_file(tmp)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(tmp, final)
+        fsync_dir(final.parent)
+    except OSError as err:
+        raise describe_os_error(err, "publishing", final) from err
+
+
+def write_atomic(final: Path, data: bytes, tmp_dir: Path | None = None) -> None:
+    """Write a whole small file atomically (temp, fsync, rename, fsync dir)."""
+    tmp = (tmp_dir or final.parent) / f".{final.name}.{os.getpid()}.tmp"
+    try:
+        tmp.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+    except OSError as err:
+        _unlink_quietly(tmp)
+        raise describe_os_error(err, "writing", final) from err
+    publish(tmp, final)
+
+
+class DurableAppender:
+    """An append-only file whose every ``append`` is on disk when it returns."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            existed = path.exists()
+            self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            if not existed:
+                fsync_dir(path.parent)
+        except OSError as err:
+            raise describe_os_error(err, "opening", path) from err
+
+    def append(self, data: bytes) -> None:
+        try:
+            view = memoryview(data)
+            while view:
+                written = os.write(self._fd, view)
+                view = view[written:]
+            os.fsync(self._fd)
+        except OSError as err:
+            raise describe_os_error(err, "appending to", self.path) from err
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def __enter__(self) -> "DurableAppender":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _unlink_quietly(path: Path) -> None:
+    try:
+        path.unlink()
+    except OSError:
+        pass

@@ -1,0 +1,644 @@
+"""Phase one: read Singer messages, write a durable spool, emit STATE when safe.
+
+Two threads share the work. The *reader* (the caller's thread) parses each
+line once, checks the message, and appends RECORD lines to a per-stream work
+file under ``tmp/``. When a stream's buffer is big enough, or on a timer, it
+hands the buffer to the *committer* thread, which types it in bulk
+(``convert.py``), writes rejects, writes the Parquet segment durably and
+appends its manifest entry. Jobs run strictly in order, so the manifest
+order is the input order per stream (I6).
+
+STATE (I1): a STATE is parked until every record before it sits in a
+committed segment. It is released at a "full flush point" (no stream holds
+buffered records), which the size thresholds, the timer
+(``flush_interval_seconds``) and the end of input all create. The committer
+journals it, then the reader writes it to stdout.
+
+This module never imports a destination driver (I3).
+"""
+
+from __future__ import annotations
+
+import array
+import collections
+import os
+import queue
+import select
+import shutil
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, Callable, Iterator
+
+import orjson
+import pyarrow as pa
+
+from ..durable import DurableAppender, describe_os_error
+from ..errors import InputError, SpoolError, TooManyRejects
+from ..logs import Log
+from ..schema import DELETED_AT, EXTRA_COLUMN, SEQUENCE, StreamSchema, parse_schema_message
+from . import batch
+from .convert import Converter
+from .layout import SpoolLayout, SpoolLock, stream_dir
+from .manifest import ManifestWriter, utc_now_iso
+from .segment import write_segment
+
+READ_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class IngestOptions:
+    spool_dir: Path
+    flush_max_rows: int = 100_000
+    flush_max_bytes: int = 64 * 1024 * 1024
+    flush_interval_seconds: float = 10.0
+    max_rejects: int | None = None
+    min_free_disk_mb: int = 1024
+
+
+@dataclass
+class StreamStats:
+    records: int = 0
+    rejected: int = 0
+    segments: int = 0
+    rows: int = 0
+
+
+@dataclass
+class IngestSummary:
+    run_id: str
+    lines: int = 0
+    states_emitted: int = 0
+    streams: dict[str, StreamStats] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def records(self) -> int:
+        return sum(s.records for s in self.streams.values())
+
+    @property
+    def rejected(self) -> int:
+        return sum(s.rejected for s in self.streams.values())
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "command": "ingest",
+            "lines": self.lines,
+            "records": self.records,
+            "rejected": self.rejected,
+            "states_emitted": self.states_emitted,
+            "seconds": round(self.seconds, 3),
+            "streams": {k: vars(v) for k, v in self.streams.items()},
+        }
+
+
+class _Buffer:
+    """Records of one stream under one schema, waiting in a work file.
+
+    The hot loop only appends to ``pending`` and ``lines``; ``spill`` writes
+    pending lines out once per input chunk. Row ``i`` of the work file came
+    from input line ``lines[i]``.
+    """
+
+    __slots__ = ("stream", "schema", "path", "fh", "pending", "lines", "bytes", "longest", "python_rejects")
+
+    def __init__(self, stream: str, schema: StreamSchema, path: Path):
+        self.stream = stream
+        self.schema = schema
+        self.path = path
+        try:
+            self.fh: IO[bytes] = open(path, "wb", buffering=1 << 16)
+        except OSError as err:
+            raise describe_os_error(err, "creating work file", path) from err
+        self.pending: list[bytes] = []
+        self.lines = array.array("q")
+        self.bytes = 0
+        self.longest = 0
+        # (line, reason, raw) for records refused before typing
+        self.python_rejects: list[tuple[int, str, bytes]] = []
+
+    def spill(self) -> None:
+        pending = self.pending
+        if not pending:
+            return
+        self.bytes += sum(map(len, pending))
+        self.longest = max(self.longest, max(map(len, pending)))
+        pending.append(b"")
+        try:
+            self.fh.write(b"\n".join(pending))
+        except OSError as err:
+            raise describe_os_error(err, "writing work file", self.path) from err
+        pending.clear()
+
+    @property
+    def rows(self) -> int:
+        return len(self.lines)
+
+    @property
+    def first_line(self) -> int:
+        candidates = [self.lines[0]] if self.lines else []
+        candidates += [r[0] for r in self.python_rejects[:1]]
+        return min(candidates) if candidates else 0
+
+    @property
+    def last_line(self) -> int:
+        candidates = [self.lines[-1]] if self.lines else []
+        candidates += [r[0] for r in self.python_rejects[-1:]]
+        return max(candidates) if candidates else 0
+
+
+@dataclass
+class _FlushJob:
+    buffer: _Buffer
+
+
+@dataclass
+class _ActivateJob:
+    stream: str
+    version: int
+
+
+@dataclass
+class _StateJob:
+    value: Any
+
+
+class Ingester:
+    def __init__(self, options: IngestOptions, log: Log, out: Callable[[bytes], None]):
+        self.opt = options
+        self.log = log
+        self.out = out
+        self.layout = SpoolLayout(options.spool_dir)
+        self.run_id = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + uuid.uuid4().hex[:6]
+        self.summary = IngestSummary(self.run_id)
+        self.schemas: dict[str, StreamSchema] = {}
+        self.buffers: dict[str, _Buffer] = {}
+        self.props: dict[str, frozenset[str]] = {}
+        self._work_seq = 0
+        self._pending_state: Any = None
+        self._have_pending_state = False
+        self._last_emitted: bytes | None = None
+        self._jobs: queue.Queue = queue.Queue(maxsize=2)
+        self._ready_states: collections.deque[bytes] = collections.deque()
+        self._failure: BaseException | None = None
+        self._last_flush = time.monotonic()
+        self._warned_disk = False
+
+    # ----- setup -------------------------------------------------------
+    def _prepare(self) -> None:
+        self.layout.create_dirs()
+        self.lock = SpoolLock(self.layout.root / "ingest.lock", "ingest").acquire()
+        self.manifest = ManifestWriter(self.layout, self.log)
+        self._sweep_leftovers()
+        self.last_sequence: dict[str, int] = {}
+        for seg in self.manifest.manifest.segments():
+            self.last_sequence[seg.stream] = max(self.last_sequence.get(seg.stream, -1), seg.last_sequence)
+
+    def _sweep_leftovers(self) -> None:
+        """Clean what a crashed run left: work files, and segment files that
+        never got their manifest entry (quarantined, never loaded: I2)."""
+        for p in sorted(self.layout.tmp.glob("*")):
+            self.log.warning("removing a work file left by an interrupted ingest", path=str(p))
+            try:
+                p.unlink()
+            except OSError as err:
+                raise describe_os_error(err, "removing", p) from err
+        committed = {e["path"] for e in self.manifest.manifest.entries if e["kind"] == "segment"}
+        for p in sorted(self.layout.streams.glob("*/*.parquet")):
+            rel = p.relative_to(self.layout.root).as_posix()
+            if rel not in committed:
+                dest = self.layout.quarantine / f"{p.parent.name}--{p.name}"
+                self.log.warning(
+                    "quarantining a segment file with no manifest entry (a crash before its commit); "
+                    "its records were never acknowledged and will be sent again by the tap",
+                    path=rel,
+                    moved_to=str(dest.relative_to(self.layout.root)),
+                )
+                try:
+                    dest.parent.mkdir(parents=True, exist_ok=True)
+                    os.replace(p, dest)
+                except OSError as err:
+                    raise describe_os_error(err, "quarantining", p) from err
+
+    # ----- the committer thread -----------------------------------------
+    def _committer(self) -> None:
+        converter = Converter()
+        try:
+            while True:
+                job = self._jobs.get()
+                if job is None:
+                    return
+                if self._failure is not None:
+                    self._discard(job)
+                    continue
+                try:
+                    if isinstance(job, _FlushJob):
+                        self._commit_buffer(converter, job.buffer)
+                    elif isinstance(job, _ActivateJob):
+                        self.manifest.append(
+                            {"kind": "activate_version", "stream": job.stream, "version": job.version, "run_id": self.run_id}
+                        )
+                    elif isinstance(job, _StateJob):
+                        text = orjson.dumps(job.value)
+                        self.manifest.append({"kind": "state", "value": text.decode(), "run_id": self.run_id})
+                        self._ready_states.append(text)
+                except BaseException as err:  # noqa: BLE001 - handed to the reader thread
+                    self._failure = err
+                    self._discard(job)
+        finally:
+            converter.close()
+
+    def _discard(self, job: object) -> None:
+        if isinstance(job, _FlushJob):
+            try:
+                job.buffer.path.unlink()
+            except OSError:
+                pass
+
+    def _commit_buffer(self, converter: Converter, buf: _Buffer) -> None:
+        schema = buf.schema
+        stream = buf.stream
+        stats = self.summary.streams[stream]
+        stats.records += buf.rows + len(buf.python_rejects)
+        converted = converter.convert(schema, buf.path, utc_now_iso(), buf.longest)
+        rejects = list(buf.python_rejects)
+        if converted.reject_rows:
+            raws = _work_file_rows(buf.path, set(converted.reject_rows))
+            rejects.extend(
+                (buf.lines[row], reason, raws.get(row, b""))
+                for row, reason in zip(converted.reject_rows, converted.reject_reasons)
+            )
+        if rejects:
+            self._write_rejects(stream, rejects)
+            stats.rejected += len(rejects)
+        table = converted.table
+        if table.num_rows:
+            base = max(self.last_sequence.get(stream, -1) + 1, time.time_ns())
+            seq = pa.array(range(base, base + table.num_rows), pa.int64())
+            idx = [c.name for c in schema.columns].index(SEQUENCE)
+            table = table.add_column(idx, pa.field(SEQUENCE, pa.int64()), seq)
+            self.manifest.append_schema(schema)
+            n = self.manifest.reserve_n()
+            rel = f"streams/{stream_dir(stream)}/{n:09d}-{schema.schema_id[:8]}.parquet"
+            final = self.layout.root / rel
+            tmp = self.layout.tmp / f"segment-{n}.parquet.tmp"
+            size, digest = write_segment(table, tmp, final)
+            self.manifest.append(
+                {
+                    "kind": "segment",
+                    "stream": stream,
+                    "path": rel,
+                    "rows": table.num_rows,
+                    "bytes": size,
+                    "sha256": digest,
+                    "schema_id": schema.schema_id,
+                    "first_sequence": base,
+                    "last_sequence": base + table.num_rows - 1,
+                    "first_line": buf.first_line,
+                    "last_line": buf.last_line,
+                    "rejected": len(rejects),
+                    "created_at": utc_now_iso(),
+                    "run_id": self.run_id,
+                }
+            )
+            self.last_sequence[stream] = base + table.num_rows - 1
+            stats.segments += 1
+            stats.rows += table.num_rows
+        try:
+            buf.path.unlink()
+        except OSError:
+            pass
+        self._check_disk()
+
+    def _write_rejects(self, stream: str, rejects: list[tuple[int, str, bytes]]) -> None:
+        path = self.layout.rejects_path(stream) / f"{self.run_id}.jsonl"
+        at = utc_now_iso()
+        lines = b"".join(
+            orjson.dumps(
+                {
+                    "stream": stream,
+                    "line": line,
+                    "reason": reason,
+                    "raw": raw.decode("utf-8", "replace"),
+                    "run_id": self.run_id,
+                    "rejected_at": at,
+                }
+            )
+            + b"\n"
+            for line, reason, raw in sorted(rejects, key=lambda r: r[0])
+        )
+        with DurableAppender(path) as appender:
+            appender.append(lines)
+
+    def _check_disk(self) -> None:
+        if self._warned_disk or not self.opt.min_free_disk_mb:
+            return
+        free_mb = shutil.disk_usage(self.layout.root).free // (1024 * 1024)
+        if free_mb < self.opt.min_free_disk_mb:
+            self._warned_disk = True
+            self.log.warning(
+                f"only {free_mb} MB free on the spool's filesystem (min_free_disk_mb={self.opt.min_free_disk_mb}); "
+                "run `spool-target load` and `spool-target prune` to make room",
+                spool=str(self.layout.root),
+            )
+
+    # ----- the reader side ----------------------------------------------
+    def _submit(self, job: object) -> None:
+        while True:
+            self._raise_failure()
+            try:
+                self._jobs.put(job, timeout=0.2)
+                return
+            except queue.Full:
+                self._emit_ready()
+
+    def _raise_failure(self) -> None:
+        if self._failure is not None:
+            raise self._failure
+
+    def _emit_ready(self) -> None:
+        while self._ready_states:
+            text = self._ready_states.popleft()
+            if text == self._last_emitted:
+                continue
+            self.out(text + b"\n")
+            self._last_emitted = text
+            self.summary.states_emitted += 1
+
+    def _new_buffer(self, stream: str) -> _Buffer:
+        self._work_seq += 1
+        path = self.layout.tmp / f"{stream_dir(stream)}.{self._work_seq}.ndjson"
+        buf = _Buffer(stream, self.schemas[stream], path)
+        self.buffers[stream] = buf
+        return buf
+
+    def _spill_all(self) -> None:
+        """Write pending lines out; commit the buffers that are big enough."""
+        max_rows = self.opt.flush_max_rows
+        max_bytes = self.opt.flush_max_bytes
+        for stream, buf in list(self.buffers.items()):
+            buf.spill()
+            if len(buf.lines) >= max_rows or buf.bytes >= max_bytes:
+                self._flush(stream)
+
+    def _flush(self, stream: str) -> None:
+        buf = self.buffers.pop(stream, None)
+        if buf is None:
+            return
+        buf.spill()
+        try:
+            buf.fh.close()
+        except OSError as err:
+            raise describe_os_error(err, "writing work file", buf.path) from err
+        self._submit(_FlushJob(buf))
+        if not self.buffers:
+            self._full_flush_point()
+
+    def _flush_all(self) -> None:
+        for stream in list(self.buffers):
+            self._flush(stream)
+        self._full_flush_point()
+        self._last_flush = time.monotonic()
+
+    def _full_flush_point(self) -> None:
+        """Nothing is buffered: every record seen so far is committed once the
+        queued jobs finish, so the parked STATE can follow them."""
+        if self._have_pending_state:
+            self._submit(_StateJob(self._pending_state))
+            self._have_pending_state = False
+
+    # ----- message handlers ----------------------------------------------
+    def _on_schema(self, msg: dict, line: int) -> None:
+        stream = _stream_of(msg, line)
+        schema = parse_schema_message(
+            stream, msg.get("schema"), msg.get("key_properties"), msg.get("bookmark_properties"), line=line
+        )
+        old = self.schemas.get(stream)
+        if old is not None and old.schema_id == schema.schema_id:
+            return
+        if stream in self.buffers:
+            self._flush(stream)  # records so far belong to the old schema
+        self.schemas[stream] = schema
+        # _sdc_deleted_at is read from the record into its metadata column;
+        # anything else undeclared (even a tap's own _sdc_*) goes to _sdc_extra.
+        self.props[stream] = frozenset(c.name for c in schema.property_columns) | {DELETED_AT}
+        self.summary.streams.setdefault(stream, StreamStats())
+
+    def _on_activate_version(self, msg: dict, line: int) -> None:
+        stream = _stream_of(msg, line)
+        version = msg.get("version")
+        if not isinstance(version, int) or isinstance(version, bool):
+            raise InputError(f"ACTIVATE_VERSION for stream {stream!r} needs an integer 'version'", line=line)
+        if stream not in self.schemas:
+            raise InputError(
+                f"ACTIVATE_VERSION for stream {stream!r} arrived before its SCHEMA",
+                line=line,
+                hint="the tap must send a SCHEMA message for each stream first",
+            )
+        self._flush(stream)
+        self._submit(_ActivateJob(stream, version))
+
+    def _on_state(self, msg: dict, line: int) -> None:
+        if "value" not in msg:
+            raise InputError("STATE message has no 'value'", line=line)
+        self._pending_state = msg["value"]
+        self._have_pending_state = True
+        if not self.buffers:
+            self._full_flush_point()
+
+    def _unknown_record_stream(self, msg: dict, line: int) -> InputError:
+        stream = msg.get("stream")
+        if not isinstance(stream, str):
+            return InputError("RECORD message has no 'stream' name", line=line)
+        return InputError(
+            f"RECORD for stream {stream!r} arrived before any SCHEMA for it",
+            line=line,
+            hint="the tap must send a SCHEMA message for each stream before its records",
+        )
+
+    def _reject_early(self, stream: str, line: int, reason: str, raw: bytes) -> None:
+        buf = self.buffers.get(stream) or self._new_buffer(stream)
+        buf.python_rejects.append((line, reason, raw))
+
+    def _on_batch(self, msg: dict, line: int) -> None:
+        stream = _stream_of(msg, line)
+        if stream not in self.schemas:
+            raise InputError(f"BATCH for stream {stream!r} arrived before its SCHEMA", line=line)
+        for record_json in batch.iter_batch_records(msg, line):
+            self._add_record(stream, b'{"type":"RECORD","record":' + record_json + b"}", line)
+
+    def _add_record(self, stream: str, message_json: bytes, line: int) -> None:
+        buf = self.buffers.get(stream)
+        if buf is None:
+            buf = self._new_buffer(stream)
+        buf.pending.append(message_json)
+        buf.lines.append(line)
+        if len(buf.pending) >= 4096:
+            self._spill_all()
+
+    # ----- the loop -------------------------------------------------------
+    def run(self, fd: int) -> IngestSummary:
+        started = time.monotonic()
+        self._prepare()
+        thread = threading.Thread(target=self._committer, name="spool-committer", daemon=True)
+        thread.start()
+        error: BaseException | None = None
+        try:
+            self._read_loop(fd)
+        except BaseException as err:
+            error = err
+        # Commit what was read before the end (or before a bad line): it is
+        # valid data and the STATE before it may then go out.
+        try:
+            if self._failure is None and not isinstance(error, (KeyboardInterrupt, SpoolError)):
+                self._flush_all()
+        except BaseException as err:  # noqa: BLE001
+            error = error or err
+        finally:
+            self._jobs.put(None)
+            thread.join()
+            for buf in self.buffers.values():
+                buf.fh.close()
+            self._emit_ready()
+            self.manifest.close()
+            self.lock.release()
+        self.summary.seconds = time.monotonic() - started
+        self.summary.lines = self._lines
+        if self._failure is not None:
+            raise self._failure
+        if error is not None:
+            raise error
+        limit = self.opt.max_rejects
+        if limit is not None and self.summary.rejected > limit:
+            raise TooManyRejects(
+                f"{self.summary.rejected} records were rejected (max_rejects is {limit})",
+                hint=f"see {self.layout.root / 'rejects'}; every accepted record and the STATE before it are committed",
+            )
+        return self.summary
+
+    def _read_loop(self, fd: int) -> None:
+        loads = orjson.loads
+        schemas = self.schemas
+        buffers = self.buffers
+        props = self.props
+        line = 0
+        self._lines = 0
+        for chunk in self._chunks(fd):
+            for raw in chunk:
+                line += 1
+                if not raw or raw.isspace():
+                    continue
+                try:
+                    msg = loads(raw)
+                except orjson.JSONDecodeError as err:
+                    self._lines = line
+                    raise InputError(
+                        f"not valid JSON ({err}): {raw[:120]!r}",
+                        line=line,
+                        hint="the tap wrote a broken or truncated line; records before it are committed",
+                    ) from None
+                if type(msg) is not dict:
+                    raise InputError(f"a Singer message must be a JSON object, got: {raw[:120]!r}", line=line)
+                kind = msg.get("type")
+                if kind == "RECORD" or (type(kind) is str and kind.upper() == "RECORD"):
+                    # The hot path: kept inline and free of attribute lookups.
+                    stream = msg.get("stream")
+                    buf = buffers.get(stream)  # type: ignore[arg-type]
+                    if buf is None:
+                        if stream not in schemas:
+                            raise self._unknown_record_stream(msg, line)
+                        buf = self._new_buffer(stream)  # type: ignore[arg-type]
+                    record = msg.get("record")
+                    if type(record) is not dict:
+                        self._reject_early(stream, line, "RECORD has no 'record' object", raw)  # type: ignore[arg-type]
+                        continue
+                    if not record.keys() <= props[stream]:  # type: ignore[index]
+                        raw = _with_extra(msg, record, props[stream])  # type: ignore[index]
+                    buf.pending.append(raw)
+                    buf.lines.append(line)
+                elif not isinstance(kind, str):
+                    raise InputError(f"message has no 'type': {raw[:120]!r}", line=line)
+                else:
+                    kind = kind.upper()
+                    if kind == "STATE":
+                        self._on_state(msg, line)
+                    elif kind == "SCHEMA":
+                        self._on_schema(msg, line)
+                    elif kind == "ACTIVATE_VERSION":
+                        self._on_activate_version(msg, line)
+                    elif kind == "BATCH":
+                        self._on_batch(msg, line)
+                    else:
+                        self.log.warning(f"ignoring a message of unknown type {kind!r}", line=line)
+            self._lines = line
+            self._spill_all()
+            self._tick()
+        self._lines = line
+
+    def _tick(self) -> None:
+        self._raise_failure()
+        self._emit_ready()
+        if self.buffers and time.monotonic() - self._last_flush >= self.opt.flush_interval_seconds:
+            self._flush_all()
+
+    def _chunks(self, fd: int) -> Iterator[list[bytes]]:
+        """Complete lines, a chunk at a time. Wakes up when input is idle so
+        the flush timer (and with it STATE) keeps going on a slow tap."""
+        carry = b""
+        idle_wait = max(0.05, min(1.0, self.opt.flush_interval_seconds / 4))
+        while True:
+            try:
+                ready, _, _ = select.select([fd], [], [], idle_wait)
+            except (OSError, ValueError):
+                ready = [fd]
+            if not ready:
+                self._tick()
+                continue
+            data = os.read(fd, READ_CHUNK)
+            if not data:
+                break
+            lines = (carry + data).split(b"\n") if carry else data.split(b"\n")
+            carry = lines.pop()
+            if lines:
+                yield lines
+        if carry:
+            # The last line had no newline: take it if it is whole JSON; a
+            # truncated one fails in the loop with its line number.
+            yield [carry]
+
+
+def _stream_of(msg: dict, line: int) -> str:
+    stream = msg.get("stream")
+    if not isinstance(stream, str) or not stream:
+        raise InputError(f"{msg.get('type')} message needs a non-empty 'stream' name", line=line)
+    return stream
+
+
+def _with_extra(msg: dict, record: dict, declared: frozenset[str]) -> bytes:
+    """Re-encode a record whose undeclared properties move into _sdc_extra.
+
+    Rare path: orjson parses integers beyond 64 bits as floats, so such a value
+    in an undeclared property is kept as a float here."""
+    extra = {k: v for k, v in record.items() if k not in declared}
+    kept = {k: v for k, v in record.items() if k in declared}
+    if extra:
+        kept[EXTRA_COLUMN] = extra
+    return orjson.dumps({**msg, "record": kept})
+
+
+def _work_file_rows(work_file: Path, wanted: set[int]) -> dict[int, bytes]:
+    """The original text of some rows of a work file (for rejects)."""
+    found: dict[int, bytes] = {}
+    with open(work_file, "rb") as fh:
+        for row, text in enumerate(fh):
+            if row in wanted:
+                found[row] = text.rstrip(b"\n")
+    return found
+
+
+def ingest(options: IngestOptions, log: Log, input_fd: int, out: Callable[[bytes], None]) -> IngestSummary:
+    """Run one ingest from ``input_fd``; STATE lines go to ``out``."""
+    return Ingester(options, log, out).run(input_fd)
