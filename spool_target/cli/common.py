@@ -42,7 +42,8 @@ QuietOption = typer.Option(False, "--quiet", "-q", help="Only warnings and error
 
 
 def make_config(config_files: Optional[list[Path]], **overrides: Any) -> Config:
-    return load_config(config_files or [], overrides)
+    """Resolve the config; a bad file or value exits 2 with the setting named."""
+    return run_command(None, lambda: load_config(config_files or [], overrides))
 
 
 def make_log(config: Config, quiet: bool = False) -> Log:

@@ -37,6 +37,7 @@ import pyarrow as pa
 
 from ..durable import DurableAppender, describe_os_error
 from ..errors import InputError, SpoolError, TooManyRejects
+from ..faults import crash_point
 from ..logs import Log
 from ..schema import DELETED_AT, EXTRA_COLUMN, SEQUENCE, StreamSchema, parse_schema_message
 from . import batch
@@ -244,6 +245,7 @@ class Ingester:
                     elif isinstance(job, _StateJob):
                         text = orjson.dumps(job.value)
                         self.manifest.append({"kind": "state", "value": text.decode(), "run_id": self.run_id})
+                        crash_point("ingest:state-journaled")
                         self._ready_states.append(text)
                 except BaseException as err:  # noqa: BLE001 - handed to the reader thread
                     self._failure = err
@@ -286,6 +288,7 @@ class Ingester:
             final = self.layout.root / rel
             tmp = self.layout.tmp / f"segment-{n}.parquet.tmp"
             size, digest = write_segment(table, tmp, final)
+            crash_point("ingest:segment-published")
             self.manifest.append(
                 {
                     "kind": "segment",
@@ -304,6 +307,7 @@ class Ingester:
                     "run_id": self.run_id,
                 }
             )
+            crash_point("ingest:segment-committed")
             self.last_sequence[stream] = base + table.num_rows - 1
             stats.segments += 1
             stats.rows += table.num_rows

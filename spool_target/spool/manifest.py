@@ -29,6 +29,7 @@ import orjson
 
 from ..durable import DurableAppender, describe_os_error
 from ..errors import SpoolError
+from ..faults import die, reached
 from ..schema import StreamSchema
 from .layout import SpoolLayout
 
@@ -236,7 +237,11 @@ class ManifestWriter:
 
     def append(self, entry: dict[str, Any]) -> dict[str, Any]:
         entry = {"n": self._next_n, **entry}
-        self._appender.append(orjson.dumps(entry) + b"\n")
+        line = orjson.dumps(entry) + b"\n"
+        if reached("manifest:torn-append"):
+            self._appender.append(line[: len(line) // 2])  # what a crash mid-write leaves
+            die()
+        self._appender.append(line)
         self._next_n += 1
         self.manifest.entries.append(entry)
         return entry

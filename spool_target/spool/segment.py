@@ -17,6 +17,7 @@ import pyarrow.parquet as pq
 
 from ..durable import describe_os_error, publish
 from ..errors import SegmentCorrupt
+from ..faults import crash_point
 
 ROW_GROUP_ROWS = 64 * 1024  # bounds the loader's memory per batch
 COMPRESSION = "zstd"
@@ -43,6 +44,7 @@ def write_segment(table: pa.Table, tmp_path: Path, final_path: Path) -> tuple[in
         )
         size = tmp_path.stat().st_size
         digest = file_sha256(tmp_path)
+        crash_point("ingest:segment-written")
     except OSError as err:
         try:
             tmp_path.unlink()

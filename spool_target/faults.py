@@ -1,0 +1,34 @@
+"""Crash points for the fault-injection tests, read in one place.
+
+``SPOOL_TARGET_TEST_CRASH_AT=<point>[:<n>]`` makes the process SIGKILL
+itself the n-th time (default: the first) it reaches that point. Unset
+(always, outside tests) a check costs one string comparison, and the
+checks sit only at commit boundaries, never in per-record loops.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+
+_ENV = "SPOOL_TARGET_TEST_CRASH_AT"
+_point, _, _count = os.environ.get(_ENV, "").partition(":")
+_remaining = int(_count) if _count else 1
+
+
+def reached(name: str) -> bool:
+    """Count one pass through ``name``; True when this pass is the chosen one."""
+    global _remaining
+    if not _point or name != _point:
+        return False
+    _remaining -= 1
+    return _remaining == 0
+
+
+def die() -> None:
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def crash_point(name: str) -> None:
+    if reached(name):
+        die()
