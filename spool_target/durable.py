@@ -22,12 +22,17 @@ def describe_os_error(err: OSError, action: str, path: Path | str) -> SpoolError
             hint="free space on the spool's filesystem (or point --spool elsewhere) and run again; "
             "everything committed before this point is safe",
         )
+    if err.errno == errno.EFBIG:
+        return SpoolError(
+            f"file size limit reached while {action} {path}",
+            hint="raise the file size limit (ulimit -f) or lower flush_max_bytes; everything committed is safe",
+        )
     if err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         return SpoolError(
             f"permission denied while {action} {path}",
             hint="make the spool directory writable for this user, or choose another with --spool",
         )
-    return SpoolError(f"{action} {path} failed: {err.strerror or err}")
+    return SpoolError(f"{action} {path} failed: {err.strerror or err}", hint="check the --spool path")
 
 
 def fsync_dir(path: Path) -> None:

@@ -12,7 +12,9 @@ import os
 import signal
 
 _ENV = "SPOOL_TARGET_TEST_CRASH_AT"
-_point, _, _count = os.environ.get(_ENV, "").partition(":")
+_point, _, _count = os.environ.get(_ENV, "").rpartition(":")
+if not _count.isdigit():  # no count given: the whole value names the point
+    _point, _count = os.environ.get(_ENV, ""), ""
 _remaining = int(_count) if _count else 1
 
 

@@ -241,13 +241,17 @@ class Converted:
 class Converter:
     """Owns one in-process DuckDB used only as a JSON -> Arrow engine (I3)."""
 
-    def __init__(self, threads: int = 2, memory_limit: str = "256MB"):
-        self.con = duckdb.connect(config={"threads": threads, "memory_limit": memory_limit})
+    def __init__(self, threads: int = 2, memory_mb: int = 256):
+        self.memory_mb = memory_mb
+        self.con = duckdb.connect(config={"threads": threads, "memory_limit": f"{memory_mb}MB"})
         self.con.execute("SET TimeZone = 'UTC'")
         self.con.execute("SET preserve_insertion_order = true")
 
     def convert(self, schema: StreamSchema, work_file: Path, received_at: str, longest_line: int = 0) -> Converted:
         params = {"received_at": received_at}
+        # DuckDB's JSON reader keeps a few buffers of maximum_object_size per
+        # thread: give huge records room, then go back to the small budget.
+        self.con.execute(f"SET memory_limit = '{max(self.memory_mb, 12 * object_size_for(longest_line) >> 20)}MB'")
         q = build_fast_query(schema, work_file, longest_line)
         result = None
         if q is not None:

@@ -528,6 +528,7 @@ class Ingester:
         schemas = self.schemas
         buffers = self.buffers
         props = self.props
+        max_rows = self.opt.flush_max_rows  # bytes are checked once per chunk, in _spill_all
         line = 0
         self._lines = 0
         for chunk in self._chunks(fd):
@@ -562,7 +563,10 @@ class Ingester:
                     if not record.keys() <= props[stream]:  # type: ignore[index]
                         raw = _with_extra(msg, record, props[stream])  # type: ignore[index]
                     buf.pending.append(raw)
-                    buf.lines.append(line)
+                    lines = buf.lines
+                    lines.append(line)
+                    if len(lines) >= max_rows:
+                        self._flush(stream)  # type: ignore[arg-type]
                 elif not isinstance(kind, str):
                     raise InputError(f"message has no 'type': {raw[:120]!r}", line=line)
                 else:
@@ -591,7 +595,9 @@ class Ingester:
     def _chunks(self, fd: int) -> Iterator[list[bytes]]:
         """Complete lines, a chunk at a time. Wakes up when input is idle so
         the flush timer (and with it STATE) keeps going on a slow tap."""
-        carry = b""
+        # The tail of an unfinished line, kept in pieces: a huge record
+        # arriving 64 KiB at a time must not be re-copied on every read.
+        carry: list[bytes] = []
         idle_wait = max(0.05, min(1.0, self.opt.flush_interval_seconds / 4))
         while True:
             try:
@@ -604,14 +610,22 @@ class Ingester:
             data = os.read(fd, READ_CHUNK)
             if not data:
                 break
-            lines = (carry + data).split(b"\n") if carry else data.split(b"\n")
-            carry = lines.pop()
-            if lines:
-                yield lines
+            if b"\n" not in data:
+                carry.append(data)
+                continue
+            if carry:
+                carry.append(data)
+                data = b"".join(carry)
+                carry.clear()
+            lines = data.split(b"\n")
+            tail = lines.pop()
+            if tail:
+                carry.append(tail)
+            yield lines
         if carry:
             # The last line had no newline: take it if it is whole JSON; a
             # truncated one fails in the loop with its line number.
-            yield [carry]
+            yield [b"".join(carry)]
 
 
 def _stream_of(msg: dict, line: int) -> str:
