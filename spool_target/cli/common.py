@@ -23,18 +23,21 @@ ConfigOption = typer.Option(
     None,
     "--config",
     "-c",
+    metavar="FILE",
     help="JSON config file. Repeat to merge several, left to right (later files win).",
     show_default=False,
 )
 SpoolOption = typer.Option(
     None,
     "--spool",
+    metavar="DIR",
     help="Spool directory. Default: config spool_dir, env SPOOL_TARGET_SPOOL_DIR, else ./spool.",
     show_default=False,
 )
 LogFormatOption = typer.Option(
     None,
     "--log-format",
+    metavar="FORMAT",
     help="auto (text on a terminal, JSON lines otherwise), text or json.",
     show_default=False,
 )

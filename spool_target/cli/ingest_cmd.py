@@ -18,6 +18,7 @@ InputOption = typer.Option(
     None,
     "--input",
     "-i",
+    metavar="FILE",
     help="Read Singer messages from this file instead of stdin.",
     show_default=False,
 )
