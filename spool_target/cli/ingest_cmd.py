@@ -38,6 +38,8 @@ def _run_ingest(
         sys.stdout.buffer.write(data)
         sys.stdout.buffer.flush()
 
+    progress = _terminal_progress() if log.interactive else None
+
     def work() -> IngestSummary:
         options = IngestOptions(
             spool_dir=Path(config.spool_dir),
@@ -48,7 +50,7 @@ def _run_ingest(
             min_free_disk_mb=config.min_free_disk_mb,
         )
         if input_file is None:
-            return ingest(options, log, sys.stdin.fileno(), out)
+            return ingest(options, log, sys.stdin.fileno(), out, progress)
         try:
             fd = os.open(input_file, os.O_RDONLY)
         except OSError as err:
@@ -56,12 +58,39 @@ def _run_ingest(
 
             raise ConfigError(f"cannot open --input {input_file}: {err.strerror}") from None
         try:
-            return ingest(options, log, fd, out)
+            return ingest(options, log, fd, out, progress)
         finally:
             os.close(fd)
 
     summary = run_command(log, work)
     _report(log, summary, Path(config.spool_dir))
+
+
+def _terminal_progress():
+    """A one-line status on stderr when it is a terminal, redrawn at most 4 times a second."""
+    import time
+
+    from rich.console import Console
+
+    console = Console(stderr=True)
+    started = time.monotonic()
+    last = [0.0]
+
+    def show(lines: int, summary: IngestSummary) -> None:
+        now = time.monotonic()
+        if now - last[0] < 0.25:
+            return
+        last[0] = now
+        rate = lines / (now - started) if now > started else 0
+        segments = sum(s.segments for s in summary.streams.values())
+        console.print(
+            f"ingest: {lines:,} lines ({rate:,.0f}/s), {segments} segments committed, "
+            f"{summary.states_emitted} STATE out",
+            end="\r",
+            highlight=False,
+        )
+
+    return show
 
 
 def _report(log, summary: IngestSummary, spool: Path) -> None:

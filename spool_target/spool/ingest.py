@@ -168,8 +168,15 @@ class _StateJob:
 
 
 class Ingester:
-    def __init__(self, options: IngestOptions, log: Log, out: Callable[[bytes], None]):
+    def __init__(
+        self,
+        options: IngestOptions,
+        log: Log,
+        out: Callable[[bytes], None],
+        progress: Callable[[int, "IngestSummary"], None] | None = None,
+    ):
         self.opt = options
+        self.progress = progress
         self.log = log
         self.out = out
         self.layout = SpoolLayout(options.spool_dir)
@@ -589,6 +596,8 @@ class Ingester:
     def _tick(self) -> None:
         self._raise_failure()
         self._emit_ready()
+        if self.progress is not None:
+            self.progress(self._lines, self.summary)
         if self.buffers and time.monotonic() - self._last_flush >= self.opt.flush_interval_seconds:
             self._flush_all()
 
@@ -670,6 +679,14 @@ def _work_file_rows(work_file: Path, wanted: set[int]) -> dict[int, bytes]:
     return found
 
 
-def ingest(options: IngestOptions, log: Log, input_fd: int, out: Callable[[bytes], None]) -> IngestSummary:
-    """Run one ingest from ``input_fd``; STATE lines go to ``out``."""
-    return Ingester(options, log, out).run(input_fd)
+def ingest(
+    options: IngestOptions,
+    log: Log,
+    input_fd: int,
+    out: Callable[[bytes], None],
+    progress: Callable[[int, IngestSummary], None] | None = None,
+) -> IngestSummary:
+    """Run one ingest from ``input_fd``; STATE lines go to ``out``.
+
+    ``progress(lines_read, summary)`` is called about once per input chunk."""
+    return Ingester(options, log, out, progress).run(input_fd)
