@@ -134,6 +134,23 @@ SETTINGS: tuple[Setting, ...] = (
         "load",
     ),
     Setting("batch_rows", int, 100_000, "Rows per bulk insert call when a segment is streamed to the destination.", "load"),
+    Setting(
+        "transaction_rows",
+        int,
+        1_000_000,
+        "`load` puts consecutive small segments of a stream into one transaction up to this many rows "
+        "(a bigger segment is a transaction of its own).",
+        "load",
+    ),
+    # --- DuckDB ---
+    Setting(
+        "duckdb_compression",
+        _choice("fast", "compact"),
+        "fast",
+        "DuckDB destination: fast skips DuckDB's costliest string compression while loading (about twice "
+        "the load speed, a file about three times larger); compact keeps DuckDB's defaults.",
+        "duckdb",
+    ),
     # --- Oracle ---
     Setting("host", str, "", "Oracle host (instead of `destination` or `dsn`).", "oracle"),
     Setting("port", int, 1521, "Oracle listener port.", "oracle"),
@@ -157,6 +174,14 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("thick_mode", _bool, False, "Use python-oracledb thick mode (needs Oracle Client libraries).", "oracle"),
     Setting("oracle_client_lib_dir", str, "", "Where the Oracle Client libraries are (thick mode).", "oracle"),
     Setting("tcp_connect_timeout", float, 10.0, "Seconds to wait for the TCP connection to Oracle.", "oracle"),
+    Setting(
+        "connect_timeout",
+        float,
+        30.0,
+        "Seconds one connection attempt to Oracle may take in all (TCP, TLS, handshake, login): bounds a "
+        "server that accepts the connection but never answers. Then `load` backs off and retries.",
+        "oracle",
+    ),
     Setting("expire_time", int, 2, "Minutes between keepalive probes on idle connections (0: off).", "oracle"),
     Setting("call_timeout", int, 0, "Milliseconds one database round trip may take (0: no limit).", "oracle"),
     Setting(
@@ -165,6 +190,14 @@ SETTINGS: tuple[Setting, ...] = (
         "insert",
         "insert: executemany into the table in the ledger's transaction; direct-path: direct_path_load "
         "into a staging table, then INSERT/MERGE plus the ledger row in one transaction.",
+        "oracle",
+    ),
+    Setting(
+        "max_identifier_length",
+        _opt_int,
+        None,
+        "Longest Oracle name in bytes the naming rules produce. Unset: the server's limit (128, or 30 before "
+        "12.2). Set it (e.g. 30) to keep names stable across a server upgrade; a server with a lower limit is refused.",
         "oracle",
     ),
     Setting("prefer_float", _bool, False, "Map JSON number to BINARY_DOUBLE instead of NUMBER.", "oracle"),

@@ -164,7 +164,7 @@ class NameAssigner:
         holder = self.taken.get(self.rules.key(name))
         if holder is not None and holder != source:
             raise ConfigError(
-                f"{self.what}: {source!r} and {holder!r} are both mapped to {name!r}",
+                f"{self.what}: {holder!r} and {source!r} are both mapped to {name!r}",
                 hint="give each one its own name in table_mappings / column_mappings",
             )
         self.reserve(name, source)
@@ -265,3 +265,84 @@ def column_names(
         if src not in out:
             out[src] = a.assign(src)
     return out
+
+
+# --- Oracle ------------------------------------------------------------------
+# Kept apart from the shared algorithm above: Oracle only needs a different
+# ``legalize`` (ASCII, upper case, no leading ``_``) and its reserved words.
+#
+# Oracle rules (``oracle_rules(max_bytes)``; the destination passes the
+# server's ``max_identifier_length``: 128 bytes, or 30 before 12.2):
+#
+# 1. letters are folded to ASCII by dropping accents (Unicode NFKD without
+#    combining marks: ``Café`` -> ``Cafe``); every other character outside
+#    ``A-Z a-z 0-9 _`` (``$`` and ``#`` too, which Oracle allows but tools
+#    trip over) becomes ``_``, a run of them one ``_``; then upper case;
+# 2. leading ``_`` are removed, so ``_sdc_sequence`` is ``SDC_SEQUENCE``; a
+#    name that then starts with a digit gets ``X_`` (``2024 sales`` ->
+#    ``X_2024_SALES``); a name with nothing left (``名前``, ``---``) is ``C_``
+#    plus 8 hex digits of its sha256;
+# 3. a reserved word (``ORACLE_RESERVED``: ``DATE``, ``LEVEL``, ``SIZE``...)
+#    gets a trailing ``_``, so every name works unquoted too;
+# 4. longer than the limit: cut, plus ``_`` and 8 hex digits of the sha256 of
+#    the original (as for every dialect).
+#
+# Names are still always double-quoted in generated SQL. Collisions
+# (``id`` and ``ID``, or a property ``sdc_sequence`` next to the metadata
+# column ``_sdc_sequence``) are resolved by the shared first-seen rule above.
+# The engine's tables: ``SPOOL_LEDGER`` and staging tables ``SPOOL_STAGE_*``.
+
+# Oracle SQL Language Reference, "Oracle SQL Reserved Words" (19c, unchanged in 23ai).
+ORACLE_RESERVED = frozenset(
+    """ACCESS ADD ALL ALTER AND ANY AS ASC AUDIT BETWEEN BY CHAR CHECK CLUSTER COLUMN COLUMN_VALUE
+    COMMENT COMPRESS CONNECT CREATE CURRENT DATE DECIMAL DEFAULT DELETE DESC DISTINCT DROP ELSE
+    EXCLUSIVE EXISTS FILE FLOAT FOR FROM GRANT GROUP HAVING IDENTIFIED IMMEDIATE IN INCREMENT INDEX
+    INITIAL INSERT INTEGER INTERSECT INTO IS LEVEL LIKE LOCK LONG MAXEXTENTS MINUS MLSLABEL MODE
+    MODIFY NESTED_TABLE_ID NOAUDIT NOCOMPRESS NOT NOWAIT NULL NUMBER OF OFFLINE ON ONLINE OPTION OR
+    ORDER PCTFREE PRIOR PUBLIC RAW RENAME RESOURCE REVOKE ROW ROWID ROWNUM ROWS SELECT SESSION SET
+    SHARE SIZE SMALLINT START SUCCESSFUL SYNONYM SYSDATE TABLE THEN TO TRIGGER UID UNION UNIQUE
+    UPDATE USER VALIDATE VALUES VARCHAR VARCHAR2 VIEW WHENEVER WHERE WITH""".split()
+)
+ORACLE_LEDGER_TABLE = "SPOOL_LEDGER"
+ORACLE_STAGE_PREFIX = "SPOOL_STAGE_"
+_ORACLE_UNSAFE = re.compile(r"[^A-Za-z0-9_]+")
+
+
+def _ascii_fold(text: str) -> str:
+    import unicodedata
+
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+
+
+@dataclass(frozen=True)
+class OracleNamingRules(NamingRules):
+    def legalize(self, original: str) -> str:
+        name = _ORACLE_UNSAFE.sub("_", _ascii_fold(original)).upper().lstrip("_")
+        if not name.strip("_"):
+            name = "C_" + short_hash(original).upper()
+        if name[0].isdigit():
+            name = "X_" + name
+        if name in self.reserved:
+            name += "_"
+        return self._fit(name, original)
+
+
+def oracle_rules(max_bytes: int = 128) -> NamingRules:
+    """Oracle naming for a server whose ``max_identifier_length`` is ``max_bytes``."""
+    return OracleNamingRules(
+        dialect="Oracle",
+        max_bytes=max_bytes,
+        fold=CaseFold.UPPER,
+        reserved=ORACLE_RESERVED,
+        allowed_char=lambda ch: ch == "_" or (ch.isascii() and ch.isalnum()),
+        leading_underscore=False,
+        leading_digit=False,
+        lead_prefix="X_",
+        ledger_table=ORACLE_LEDGER_TABLE,
+        stage_prefix=ORACLE_STAGE_PREFIX,
+    )
+
+
+ORACLE = oracle_rules(128)
+ORACLE_30 = oracle_rules(30)

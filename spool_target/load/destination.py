@@ -13,8 +13,8 @@ Contract of ``Destination.load`` (each destination must keep it, I4):
    ``AlreadyLoaded`` (a commit whose answer was lost: the engine re-plans);
 3. ``unit.write is WriteMode.REPLACE``: delete every row of the table first;
 4. apply the steps in order (see ``WriteMode`` and ``DeleteMode``);
-5. insert the ledger rows; call ``checkpoint("before_commit")``; commit;
-   call ``checkpoint("after_commit")``.
+5. insert the ledger rows; call ``checkpoint("before-commit")``; commit;
+   call ``checkpoint("after-commit")``.
 
 The ledger (one table per destination, ``_spool_ledger`` unless the dialect
 renames it) has the primary key (spool_id, item), so even a second commit
@@ -34,7 +34,7 @@ from __future__ import annotations
 import abc
 import enum
 import importlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Callable, Iterator, Mapping, Sequence
@@ -47,7 +47,7 @@ from ..errors import ConfigError, SpoolTargetError
 from ..naming import NamingRules, TableRef
 from ..schema import widen
 
-Checkpoint = Callable[[str], None]  # fault-injection points; see engine.crash_point
+Checkpoint = Callable[[str], None]  # fault-injection points; see engine.checkpoint
 
 
 class WriteMode(enum.Enum):
@@ -284,7 +284,6 @@ class DestinationSpec:
     port: int | None = None
     service: str = ""
     implicit: bool = False  # no destination configured: the embedded default
-    extra: dict[str, str] = field(default_factory=dict)
 
     def describe(self) -> str:
         if self.kind is DestinationKind.DUCKDB:
@@ -352,12 +351,14 @@ def open_destination(spec: DestinationSpec, config: object, log: object) -> Dest
     """The destination object for ``spec`` (not connected yet)."""
     module_name = f"{__package__}.{spec.kind.value}"
     try:
-        module = importlib.import_module(module_name)
+        factory = getattr(importlib.import_module(module_name), "open_destination", None)
     except ModuleNotFoundError as err:
         if err.name != module_name:
             raise
+        factory = None
+    if factory is None:
         raise ConfigError(
             f"the {spec.kind.value} destination is not available in this build of spool-target",
             hint="use a duckdb:// destination for now, or install a spool-target release with Oracle support",
-        ) from None
-    return module.open_destination(spec, config, log)
+        )
+    return factory(spec, config, log)

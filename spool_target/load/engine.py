@@ -1,0 +1,505 @@
+"""Phase two: load a spool into a destination, exactly once, in order.
+
+The engine owns everything that is not dialect: the plan (``plan.py``),
+verification of each segment before it is loaded (I2), order per stream
+(I6), schema reconciliation, retries (``retry.py``), progress, the run file.
+A destination (``destination.py``) applies one unit of work per transaction
+together with its ledger rows (I4).
+
+Flow of one run::
+
+    read the manifest (committed entries only) -> bind streams to tables
+    connect -> ensure the ledger -> sweep leftovers -> read the ledger
+    per stream, in manifest order of first appearance:
+        pending = stream_work - ledger          (I6 order)
+        per unit: verify segments -> reconcile table -> destination.load(unit)
+    a transient error anywhere: close, back off, reconnect, re-read the
+    ledger and carry on from what it says (a lost commit is found there)
+
+A missing or corrupt segment stops its stream there; other streams go on;
+the run then exits 5. A permanent destination error stops the run (exit 6).
+Transient errors past ``max_wait`` stop it with exit 75.
+
+Fault injection for tests (``spool_target.faults``):
+``SPOOL_TARGET_TEST_CRASH_AT=<point>:<count>`` SIGKILLs the process the
+<count>-th time it reaches <point>: ``load:unit-start``, ``load:after-ddl``,
+``load:before-commit`` or ``load:after-commit`` (the last two are reached
+inside ``Destination.load``, through its ``checkpoint`` argument).
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Callable, TypeVar
+
+from ..config import Config
+from ..faults import crash_point
+from ..errors import (
+    DestinationError,
+    DestinationUnavailable,
+    SegmentCorrupt,
+    SpoolTargetError,
+    TransientDestinationError,
+)
+from ..logs import Log
+from ..schema import DELETED_AT, SEQUENCE, TABLE_VERSION, widen
+from ..spool.layout import SpoolLayout, SpoolLock, require_spool
+from ..spool.manifest import ActivateVersion, Manifest, Segment, read_manifest, utc_now_iso
+from .destination import (
+    Access,
+    ActivateStep,
+    ColumnInfo,
+    ColumnSpec,
+    DeleteMode,
+    Destination,
+    FailureKind,
+    LedgerEntry,
+    LedgerRow,
+    LoadUnit,
+    MetaColumns,
+    SegmentStep,
+    SourceColumn,
+    AlreadyLoaded,
+    WriteMode,
+    open_destination,
+    parse_destination,
+)
+from .plan import (
+    StreamBinding,
+    VerifiedSegment,
+    WorkItem,
+    bind_streams,
+    count_rejects,
+    group_units,
+    pending_items,
+    pending_totals,
+    verify_segment,
+)
+from .progress import Reporter, make_reporter
+from .report import LoadReport, RunState, StreamOutcome, StreamReport, new_run_id, previous_run, write_run_file
+from .retry import Backoff
+
+T = TypeVar("T")
+
+
+class RunMode(enum.Enum):
+    FRESH = "load"
+    RESUME = "resume"  # after an outage or a crash: also reports what earlier runs did
+
+
+class UnitResult(enum.Enum):
+    COMMITTED = "committed"
+    REPLAN = "replan"  # the ledger already had part of the unit: plan the stream again
+    STOPPED = "stopped"  # a segment is missing or corrupt: the stream waits
+
+
+@dataclass(frozen=True)
+class LoadOptions:
+    mode: RunMode
+    write: WriteMode
+    deletes: DeleteMode
+    max_wait: float
+    unit_rows: int
+    unit_segments: int = 256
+
+    @classmethod
+    def from_config(cls, config: Config, mode: RunMode) -> "LoadOptions":
+        return cls(
+            mode=mode,
+            write=WriteMode(config.load_method),
+            deletes=DeleteMode.HARD if config.hard_delete else DeleteMode.SOFT,
+            max_wait=config.max_wait_seconds,
+            unit_rows=config.transaction_rows,
+        )
+
+
+def checkpoint(point: str) -> None:
+    """A named moment of a load, for the fault-injection tests."""
+    crash_point(f"load:{point}")
+
+
+def run_load(config: Config, log: Log, mode: RunMode) -> LoadReport:
+    """``spool-target load``: everything pending in the spool, into the configured destination."""
+    layout = require_spool(config.spool_dir)
+    spec = parse_destination(config.destination, layout.root, oracle_configured=bool(config.dsn or config.host))
+    if spec.implicit:
+        log.info(f"no destination configured: loading into the embedded DuckDB file {spec.path}")
+    else:
+        log.info(f"loading spool {layout.root} into {spec.describe()}")
+    destination = open_destination(spec, config, log)
+    with SpoolLock(layout.root / "load.lock", "load"):
+        engine = LoadEngine(layout, destination, config, LoadOptions.from_config(config, mode), log, make_reporter(log))
+        return engine.run()
+
+
+class LoadEngine:
+    def __init__(
+        self,
+        layout: SpoolLayout,
+        destination: Destination,
+        config: Config,
+        options: LoadOptions,
+        log: Log,
+        reporter: Reporter,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
+        self.layout = layout
+        self.dest = destination
+        self.config = config
+        self.opt = options
+        self.log = log
+        self.reporter = reporter
+        self.sleep = sleep
+        self.backoff = Backoff(options.max_wait)
+        self.ledger: dict[str, LedgerEntry] | None = None  # None until read once
+        self._verified: dict[str, VerifiedSegment] = {}
+        self._warned: set[tuple[str, str]] = set()
+        self._swept = False  # leftovers are swept once per run, at the first connect
+        self.bindings: dict[str, StreamBinding] = {}  # set after the first connect (names may depend on the server)
+
+    # ----- the run ---------------------------------------------------------
+    def run(self) -> LoadReport:
+        started = time.monotonic()
+        self.manifest: Manifest = read_manifest(self.layout)
+        report = self.report = LoadReport(
+            run_id=new_run_id(),
+            spool=str(self.layout.root),
+            destination=self.dest.label,
+            mode=self.opt.mode.value,
+            started_at=utc_now_iso(),
+        )
+        self._previous = previous_run(self.layout)
+        write_run_file(self.layout, report)
+        try:
+            self._with_retries(self._load_all)
+            report.state = RunState.PARTIAL if report.stopped else RunState.SUCCEEDED
+        except DestinationUnavailable as err:
+            report.state, report.error = RunState.UNAVAILABLE, err.message
+            raise
+        except BaseException as err:
+            report.state, report.error = RunState.FAILED, str(err)
+            raise
+        finally:
+            self.dest.close()
+            report.seconds = time.monotonic() - started
+            write_run_file(self.layout, report)
+            self.reporter.finish(report)
+        if report.stopped:
+            where = "; ".join(f"stream {s.stream!r}: {s.error}" for s in report.stopped)
+            raise SegmentCorrupt(
+                f"{len(report.stopped)} stream(s) stopped at a missing or corrupt segment ({where})",
+                hint="restore the named files from a backup, then run `spool-target load --resume`; "
+                "every other stream was loaded",
+            )
+        return report
+
+    def _with_retries(self, fn: Callable[[], T]) -> T:
+        while True:
+            try:
+                return fn()
+            except TransientDestinationError as err:
+                self.dest.close()
+                delay = self.backoff.next_delay()
+                if delay is None:
+                    raise self._unavailable(err) from err
+                self.log.warning(
+                    f"destination unavailable, retrying in {delay:.1f}s: {err.message}",
+                    attempt=self.backoff.attempts,
+                    waited_seconds=round(self.backoff.waited, 1),
+                    max_wait_seconds=self.opt.max_wait,
+                )
+                self.sleep(delay)
+
+    def _unavailable(self, err: TransientDestinationError) -> DestinationUnavailable:
+        segments, rows = pending_totals(self.manifest, self.ledger or {}, self.manifest.streams())
+        bound = "" if self.ledger is not None else "up to "
+        return DestinationUnavailable(
+            f"destination {self.dest.label} is still unavailable after {self.backoff.waited:.0f}s of retries "
+            f"({err.message}); {bound}{segments} segment(s) ({rows:,} rows) are pending in the spool, nothing is lost",
+            hint="run `spool-target load --resume` later (exit code 75 means: try again); "
+            "--max-wait / max_wait_seconds sets how long to keep retrying",
+        )
+
+    def _load_all(self) -> None:
+        self._connect()
+        if not self.bindings:
+            self._bind()
+            self._announce()
+        for stream in self.bindings:
+            self._load_stream(stream)
+
+    def _connect(self) -> None:
+        self._guard(f"connecting to {self.dest.label}", lambda: self.dest.connect(Access.READ_WRITE))
+        self._guard("creating the load ledger", self.dest.ensure_ledger)
+        if not self._swept:
+            swept = self._guard("sweeping leftovers of an interrupted load", lambda: self.dest.sweep(self.manifest.spool_id))
+            for name in swept:
+                self.log.warning("dropped a staging table left by an interrupted load", table=name)
+            self.report.swept.extend(swept)
+            self._swept = True
+        self.ledger = self._guard("reading the load ledger", lambda: self.dest.read_ledger(self.manifest.spool_id))
+
+    def _bind(self) -> None:
+        """Tables and columns for every stream. After connecting, because a
+        dialect's rules may depend on the server (Oracle's identifier length)."""
+        self.rules = self.dest.rules
+        self.bindings = bind_streams(self.manifest, self.rules, self.config)
+        for stream, binding in self.bindings.items():
+            self.report.streams[stream] = StreamReport(
+                stream, str(binding.table), rejected=count_rejects(self.layout, stream)
+            )
+
+    def _announce(self) -> None:
+        """Say what earlier runs did and what this one will do."""
+        assert self.ledger is not None
+        for stream, sr in self.report.streams.items():
+            for seg in self.manifest.segments(stream):
+                if seg.path in self.ledger:
+                    sr.segments_before += 1
+                    sr.rows_before += seg.rows
+                else:
+                    sr.pending_segments += 1
+                    sr.pending_rows += seg.rows
+        streams = self.report.streams.values()
+        before_s, before_r = sum(s.segments_before for s in streams), sum(s.rows_before for s in streams)
+        pend_s, pend_r = sum(s.pending_segments for s in streams), sum(s.pending_rows for s in streams)
+        prev = self._previous
+        if prev is not None and prev.get("state") in (RunState.RUNNING.value, RunState.UNAVAILABLE.value):
+            how = "was killed" if prev["state"] == RunState.RUNNING.value else "ran out of retries"
+            self.log.info(
+                f"the previous load (run {prev.get('run_id')}) {how}; continuing from the destination's ledger",
+                previous_run=prev.get("run_id"),
+            )
+        if self.opt.mode is RunMode.RESUME or before_s:
+            self.log.info(
+                f"{'resuming: ' if self.opt.mode is RunMode.RESUME else ''}{before_s} of {before_s + pend_s} segments "
+                f"({before_r:,} rows) are already loaded; {pend_s} segments ({pend_r:,} rows) pending",
+                swept=len(self.report.swept),
+            )
+        elif pend_s:
+            self.log.info(f"{pend_s} segments ({pend_r:,} rows) of {len(self.bindings)} stream(s) to load")
+        if not any(pending_items(self.manifest, s, self.ledger) for s in self.bindings):
+            self.log.info("nothing to load: everything in this spool is in the destination's ledger")
+        self.reporter.begin(self.report)
+
+    # ----- one stream --------------------------------------------------------
+    def _load_stream(self, stream: str) -> None:
+        sr = self.report.streams[stream]
+        if sr.outcome is StreamOutcome.STOPPED:
+            return
+        binding = self.bindings[stream]
+        assert self.ledger is not None
+        while units := group_units(
+            pending_items(self.manifest, stream, self.ledger),
+            self.opt.write,
+            max_rows=self.opt.unit_rows,
+            max_segments=self.opt.unit_segments,
+        ):
+            for items in units:
+                result = self._load_unit(binding, sr, items)
+                if result is UnitResult.STOPPED:
+                    return
+                if result is UnitResult.REPLAN:
+                    break
+        if sr.outcome is StreamOutcome.WAITING:
+            sr.outcome = StreamOutcome.LOADED if (sr.segments or sr.activations) else StreamOutcome.NOTHING_PENDING
+
+    def _verify(self, items: list[WorkItem]) -> tuple[list[VerifiedSegment | ActivateVersion], SegmentCorrupt | None]:
+        """The unit's items up to the first bad segment, and that segment's error."""
+        good: list[VerifiedSegment | ActivateVersion] = []
+        for item in items:
+            if isinstance(item, Segment):
+                verified = self._verified.get(item.path)
+                if verified is None:
+                    try:
+                        verified = verify_segment(self.layout, self.manifest, item)
+                    except SegmentCorrupt as err:
+                        if self.opt.write is WriteMode.REPLACE:
+                            return [], err  # never switch a table to a partial set of records
+                        return good, err
+                    self._verified[item.path] = verified
+                good.append(verified)
+            else:
+                good.append(item)
+        return good, None
+
+    def _load_unit(self, binding: StreamBinding, sr: StreamReport, items: list[WorkItem]) -> UnitResult:
+        started = time.monotonic()
+        checkpoint("unit-start")
+        entries, corrupt = self._verify(items)
+        result = UnitResult.COMMITTED
+        if entries:
+            unit = self._make_unit(binding, entries)
+            try:
+                self._guard(self._describe(unit), lambda: self.dest.load(unit, checkpoint))
+            except AlreadyLoaded as err:
+                # A commit whose answer we lost (or another loader): trust the ledger.
+                self.log.warning("part of this work is already in the ledger; planning the stream again", items=list(err.items))
+                self.ledger = self._guard("reading the load ledger", lambda: self.dest.read_ledger(self.manifest.spool_id))
+                return UnitResult.REPLAN
+            self._committed(sr, unit, time.monotonic() - started)
+        if corrupt is not None:
+            sr.outcome, sr.error = StreamOutcome.STOPPED, corrupt.message
+            self.log.error(
+                f"stream {sr.stream!r} stops here: {corrupt.message}; its later segments wait so that order is kept",
+                hint=corrupt.hint,
+            )
+            result = UnitResult.STOPPED
+        return result
+
+    def _committed(self, sr: StreamReport, unit: LoadUnit, seconds: float) -> None:
+        assert self.ledger is not None
+        now = datetime.now(timezone.utc)
+        for row in unit.ledger:
+            self.ledger[row.item] = LedgerEntry(row.item, row.kind, row.stream, row.table, row.rows, now)
+        segments = len(unit.segments)
+        sr.segments += segments
+        sr.rows += unit.rows
+        sr.activations += len(unit.steps) - segments
+        sr.seconds += seconds
+        self.backoff.reset()  # progress: the next failure is a new outage
+        self.reporter.unit_loaded(sr, unit)
+
+    @staticmethod
+    def _describe(unit: LoadUnit) -> str:
+        segs = unit.segments
+        what = f"{len(segs)} segment(s) ({segs[0].item} .. {segs[-1].item})" if segs else "ACTIVATE_VERSION"
+        return f"loading {what} of stream {unit.stream!r} into table {unit.table}"
+
+    # ----- building a unit -----------------------------------------------------
+    def _make_unit(self, binding: StreamBinding, entries: list[VerifiedSegment | ActivateVersion]) -> LoadUnit:
+        segments = [e for e in entries if isinstance(e, VerifiedSegment)]
+        columns = self._reconcile(binding, segments)
+        by_key = {self.rules.key(n): info for n, info in (columns or {}).items()}
+
+        def actual(source: str) -> str:
+            name = binding.column(source)
+            info = by_key.get(self.rules.key(name))
+            return info.name if info is not None else name
+
+        write, deletes = self.opt.write, self.opt.deletes
+        keys: tuple[str, ...] = ()
+        if segments:
+            keys = tuple(actual(k) for k in segments[-1].schema.key_properties)
+            if write is WriteMode.UPSERT and not keys:
+                self._warn_once(binding.stream, "upsert", "it has no key_properties, so upsert loads it append-only")
+                write = WriteMode.APPEND
+            if deletes is DeleteMode.HARD and not keys and any(s.has_deletes for s in segments):
+                self._warn_once(
+                    binding.stream,
+                    "hard_delete",
+                    "it has no key_properties, so records with _sdc_deleted_at are kept (soft-deleted) "
+                    "instead of deleting rows",
+                )
+        if not segments:
+            # Only ACTIVATE_VERSIONs: nothing to merge, and never empty a table for them.
+            write = WriteMode.APPEND
+        spool_id, run_id, table = self.manifest.spool_id, self.report.run_id, str(binding.table)
+        steps: list[SegmentStep | ActivateStep] = []
+        ledger: list[LedgerRow] = []
+        now = datetime.now(timezone.utc)
+        for e in entries:
+            if isinstance(e, VerifiedSegment):
+                seg = e.segment
+                cols = tuple(
+                    SourceColumn(i, c.name, actual(c.name), c.type) for i, c in enumerate(e.schema.columns)
+                )
+                steps.append(SegmentStep(seg.path, e.file, seg.rows, cols, e.has_deletes))
+                ledger.append(LedgerRow(spool_id, seg.path, "segment", seg.stream, table, seg.rows, seg.sha256, run_id))
+            else:
+                steps.append(ActivateStep(e.path, e.version, now))
+                ledger.append(LedgerRow(spool_id, e.path, "activate_version", e.stream, table, 0, "", run_id))
+        return LoadUnit(
+            stream=binding.stream,
+            table=binding.table,
+            columns=columns,
+            write=write,
+            deletes=deletes,
+            keys=keys,
+            meta=MetaColumns(actual(SEQUENCE), actual(DELETED_AT), actual(TABLE_VERSION)),
+            steps=tuple(steps),
+            ledger=tuple(ledger),
+        )
+
+    def _reconcile(self, binding: StreamBinding, segments: list[VerifiedSegment]) -> dict[str, ColumnInfo] | None:
+        """Make the table able to hold these segments: create it, add columns,
+        widen types. Never drops or narrows anything. DDL runs before (not in)
+        the unit's transaction, since some databases commit DDL implicitly; it
+        is idempotent, so a crash between the two is harmless."""
+        table = binding.table
+        existing = self._guard(f"reading table {table}", lambda: self.dest.table_columns(table))
+        wanted: dict[str, ColumnSpec] = {}
+        for seg in segments:
+            for col in seg.schema.columns:
+                name = binding.column(col.name)
+                k = self.rules.key(name)
+                prev = wanted.get(k)
+                if prev is None:
+                    wanted[k] = ColumnSpec(name, col.type, col.max_length)
+                else:
+                    lengths = [n for n in (prev.max_length, col.max_length) if n]
+                    wanted[k] = ColumnSpec(name, widen(prev.type, col.type), max(lengths) if lengths else None)
+        if not segments:
+            if existing is None:
+                return None  # ACTIVATE_VERSION before any data: nothing to clear
+            meta = ((SEQUENCE, "integer"), (DELETED_AT, "timestamp"), (TABLE_VERSION, "integer"))
+            wanted = {self.rules.key(binding.column(s)): ColumnSpec(binding.column(s), t) for s, t in meta}
+        changed = False
+        if existing is None:
+            schema = segments[-1].schema
+            keys = [binding.column(k) for k in schema.key_properties]
+            self._guard(f"creating table {table}", lambda: self.dest.create_table(table, list(wanted.values()), keys))
+            self.log.info(f"created table {table}", stream=binding.stream, columns=len(wanted))
+            changed = True
+        else:
+            by_key = {self.rules.key(n): info for n, info in existing.items()}
+            for k, spec in wanted.items():
+                info = by_key.get(k)
+                if info is None:
+                    self._guard(f"adding column {spec.name} to table {table}", lambda: self.dest.add_column(table, spec))
+                    self.log.info(f"added column {spec.name} ({spec.type}) to table {table}", stream=binding.stream)
+                    changed = True
+                    continue
+                target = self.dest.widened(info, spec)
+                if target is not None:
+                    target = ColumnSpec(info.name, target.type, target.max_length)
+                    self._guard(
+                        f"widening column {info.name} of table {table} to {target.type}",
+                        lambda: self.dest.widen_column(table, target),
+                    )
+                    self.log.info(
+                        f"widened column {info.name} of table {table}: {info.sql_type} -> "
+                        f"{self.dest.sql_type(target)} (a segment holds {spec.type} values)",
+                        stream=binding.stream,
+                    )
+                    changed = True
+        if changed:
+            checkpoint("after-ddl")
+            existing = self._guard(f"reading table {table}", lambda: self.dest.table_columns(table))
+        return existing
+
+    # ----- errors -----------------------------------------------------------
+    def _guard(self, what: str, fn: Callable[[], T]) -> T:
+        """Run a destination call; turn its native errors into ours, classified."""
+        try:
+            return fn()
+        except SpoolTargetError:
+            raise
+        except Exception as exc:
+            failure = self.dest.classify(exc)
+            if failure is None:
+                raise  # not a database error: a bug, reported with its traceback
+            detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            if failure.kind is FailureKind.TRANSIENT:
+                raise TransientDestinationError(f"{what}: {detail}") from exc
+            raise DestinationError(f"{what} failed: {detail}", hint=failure.hint) from exc
+
+    def _warn_once(self, stream: str, topic: str, text: str) -> None:
+        if (stream, topic) not in self._warned:
+            self._warned.add((stream, topic))
+            self.log.warning(f"stream {stream!r}: {text}", stream=stream)
+

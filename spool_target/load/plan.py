@@ -1,0 +1,194 @@
+"""What to load, where, in which order: streams bound to tables, pending work, units.
+
+Everything here is a pure function of the manifest, the config and the
+destination's ledger, so a plan can be recomputed at any time -- after a
+reconnect, after a lost commit, on ``--resume`` -- and comes out the same.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Mapping, Sequence
+
+import pyarrow.parquet as pq
+
+from ..config import Config
+from ..errors import ConfigError, SegmentCorrupt
+from ..naming import NamingRules, TableRef, column_names, table_names
+from ..schema import DELETED_AT, METADATA_COLUMNS, StreamSchema
+from ..spool.layout import SpoolLayout
+from ..spool.manifest import ActivateVersion, Manifest, Segment
+from ..spool.segment import check_segment
+from .destination import LedgerEntry, WriteMode
+
+WorkItem = Segment | ActivateVersion
+
+
+def item_id(item: WorkItem) -> str:
+    """The id the ledger records: a segment's path, an ACTIVATE_VERSION's ``activate_version/<n>``."""
+    return item.path
+
+
+@dataclass(frozen=True)
+class StreamBinding:
+    """How one stream maps onto its table, stable for the life of the spool."""
+
+    stream: str
+    table: TableRef
+    columns: Mapping[str, str]  # property or metadata name -> column name
+
+    def column(self, source: str) -> str:
+        return self.columns[source]
+
+
+def bind_streams(manifest: Manifest, rules: NamingRules, config: Config) -> dict[str, StreamBinding]:
+    """Tables and column names for every stream of the manifest (see naming.py)."""
+    streams = manifest.streams()
+    tables = table_names(
+        streams,
+        rules,
+        default_schema=config.default_target_schema,
+        mappings=config.table_mappings,
+    )
+    # Properties in the order they first appear across each stream's schemas:
+    # the order collisions are resolved in, which only ever grows at the end.
+    seen: dict[str, dict[str, None]] = {s: {} for s in streams}
+    for entry in manifest.entries:
+        if entry["kind"] == "schema":
+            schema = manifest.schemas[(entry["stream"], entry["schema_id"])]
+            for col in schema.property_columns:
+                seen[entry["stream"]].setdefault(col.name, None)
+    column_overrides = config.column_mappings
+    out: dict[str, StreamBinding] = {}
+    for stream in streams:
+        overrides = column_overrides.get(stream, {})
+        if not isinstance(overrides, dict):
+            raise ConfigError(f"column_mappings[{stream!r}] must be an object of property -> column name")
+        cols = column_names(
+            stream,
+            seen[stream],
+            rules,
+            reserved_first=[name for name, _ in METADATA_COLUMNS],
+            mappings=overrides,
+        )
+        out[stream] = StreamBinding(stream, tables[stream], cols)
+    return out
+
+
+def pending_items(manifest: Manifest, stream: str, ledger: Mapping[str, LedgerEntry]) -> list[WorkItem]:
+    """The stream's segments and ACTIVATE_VERSIONs the ledger does not list, in manifest order (I6)."""
+    return [item for item in manifest.stream_work(stream) if item_id(item) not in ledger]
+
+
+def group_units(
+    items: Sequence[WorkItem],
+    write: WriteMode,
+    *,
+    max_rows: int,
+    max_segments: int,
+) -> list[list[WorkItem]]:
+    """Split a stream's pending items into transactions.
+
+    overwrite: everything in one unit, so the table switches atomically from
+    its old contents to exactly this load's records. Otherwise consecutive
+    segments share a unit up to ``max_rows`` / ``max_segments`` (one big
+    segment is a unit of its own), and each ACTIVATE_VERSION is a unit of its
+    own, applied after the units before it committed.
+    """
+    if not items:
+        return []
+    if write is WriteMode.REPLACE and any(isinstance(i, Segment) for i in items):
+        return [list(items)]
+    units: list[list[WorkItem]] = []
+    current: list[WorkItem] = []
+    rows = 0
+    for item in items:
+        if isinstance(item, ActivateVersion):
+            if current:
+                units.append(current)
+            units.append([item])
+            current, rows = [], 0
+            continue
+        if current and (rows + item.rows > max_rows or len(current) >= max_segments):
+            units.append(current)
+            current, rows = [], 0
+        current.append(item)
+        rows += item.rows
+    if current:
+        units.append(current)
+    return units
+
+
+# --- verification (I2) ------------------------------------------------------
+@dataclass(frozen=True)
+class VerifiedSegment:
+    segment: Segment
+    schema: StreamSchema
+    file: Path
+    has_deletes: bool
+
+
+def verify_segment(layout: SpoolLayout, manifest: Manifest, segment: Segment) -> VerifiedSegment:
+    """Check a committed segment against its manifest entry before loading it.
+
+    File present, sha256 of its bytes, row count from the Parquet footer
+    (``segment.check_segment``), plus the column names the load relies on:
+    the loader reads columns by position.
+    """
+    label = f"{segment.path} (stream {segment.stream!r})"
+    file = layout.root / segment.path
+    check_segment(file, segment.rows, segment.sha256, label=label)
+    try:
+        schema = manifest.schema_of(segment)
+    except KeyError:
+        raise SegmentCorrupt(
+            f"segment {label} refers to schema {segment.schema_id}, which the manifest does not hold",
+            hint="the manifest was edited or damaged; restore it from a backup",
+        ) from None
+    meta = pq.ParquetFile(file).metadata
+    found = [meta.schema.column(i).name for i in range(meta.num_columns)]
+    wanted = [c.name for c in schema.columns]
+    if found != wanted:
+        raise SegmentCorrupt(
+            f"segment {label} has columns {found}, but its schema {segment.schema_id} says {wanted}",
+            hint="restore the file from a backup; later segments of this stream wait so that order is kept",
+        )
+    return VerifiedSegment(segment, schema, file, _has_deletes(meta, wanted.index(DELETED_AT)))
+
+
+def _has_deletes(meta: pq.FileMetaData, column: int) -> bool:
+    """Whether any record has _sdc_deleted_at set, from the footer's statistics.
+
+    Lets plain appends skip the delete handling. Missing statistics count as
+    "maybe", which is always safe.
+    """
+    for g in range(meta.num_row_groups):
+        rg = meta.row_group(g)
+        stats = rg.column(column).statistics
+        if stats is None or not stats.has_null_count or stats.null_count < rg.num_rows:
+            return True
+    return False
+
+
+def pending_totals(manifest: Manifest, ledger: Mapping[str, LedgerEntry], streams: Iterable[str]) -> tuple[int, int]:
+    """(segments, rows) not yet in the ledger."""
+    segments = rows = 0
+    for stream in streams:
+        for item in pending_items(manifest, stream, ledger):
+            if isinstance(item, Segment):
+                segments += 1
+                rows += item.rows
+    return segments, rows
+
+
+def count_rejects(layout: SpoolLayout, stream: str) -> int:
+    """Records of ``stream`` that ingest could not type or key (one JSON line each)."""
+    total = 0
+    for path in sorted(layout.rejects_path(stream).glob("*.jsonl")):
+        try:
+            with open(path, "rb") as fh:
+                total += sum(1 for line in fh if line.strip())
+        except OSError:
+            continue  # unreadable rejects file: counts are informational
+    return total

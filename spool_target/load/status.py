@@ -1,0 +1,177 @@
+"""`spool-target status`: what is spooled, loaded and pending, per stream.
+
+The spool side (segments, rows, rejects) always comes from the manifest and
+the rejects files. The loaded side comes from the destination's ledger,
+opened read-only; when the destination cannot be reached (down, or locked
+by a running load) status says so, shows the spool side, and the last load
+run's outcome from ``<spool>/runs/``.
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+from calendar import timegm
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..config import Config
+from ..errors import SpoolTargetError
+from ..logs import Log
+from ..spool.layout import require_spool
+from ..spool.manifest import read_manifest
+from .destination import Access, DestinationMissing, LedgerEntry, open_destination, parse_destination
+from .plan import bind_streams, count_rejects
+from .progress import text_table
+from .report import previous_run
+
+
+class DestinationState(enum.Enum):
+    REACHABLE = "reachable"
+    NOT_CREATED = "not created"  # never loaded into: everything is pending
+    UNREACHABLE = "unreachable"  # loaded/pending unknown; see last_load
+
+
+@dataclass
+class StreamStatus:
+    stream: str
+    table: str
+    segments: int = 0
+    rows: int = 0
+    loaded_segments: int | None = None
+    loaded_rows: int | None = None
+    pending_segments: int | None = None
+    pending_rows: int | None = None
+    oldest_pending: str | None = None  # created_at of the oldest pending segment
+    oldest_pending_age_seconds: float | None = None
+    rejects: int = 0
+
+
+@dataclass
+class StatusReport:
+    spool: str
+    spool_id: str
+    destination: str
+    destination_state: DestinationState
+    destination_error: str | None = None
+    streams: list[StreamStatus] = field(default_factory=list)
+    last_load: dict[str, Any] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "spool": self.spool,
+            "spool_id": self.spool_id,
+            "destination": self.destination,
+            "destination_state": self.destination_state.value,
+            "destination_error": self.destination_error,
+            "streams": [vars(s) for s in self.streams],
+            "last_load": self.last_load,
+        }
+
+
+def spool_status(config: Config, log: Log) -> StatusReport:
+    layout = require_spool(config.spool_dir)
+    manifest = read_manifest(layout)
+    spec = parse_destination(config.destination, layout.root, oracle_configured=bool(config.dsn or config.host))
+    dest = open_destination(spec, config, log)
+    ledger: dict[str, LedgerEntry] | None = None
+    state, error = DestinationState.REACHABLE, None
+    try:
+        dest.connect(Access.READ_ONLY)
+        ledger = dest.read_ledger(manifest.spool_id)
+    except DestinationMissing:
+        state, ledger = DestinationState.NOT_CREATED, {}
+    except SpoolTargetError:
+        raise
+    except Exception as exc:
+        if dest.classify(exc) is None:
+            raise
+        state, error = DestinationState.UNREACHABLE, (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    finally:
+        dest.close()
+    bindings = bind_streams(manifest, dest.rules, config)  # after connecting: rules may depend on the server
+
+    prev = previous_run(layout)
+    report = StatusReport(
+        spool=str(layout.root),
+        spool_id=manifest.spool_id,
+        destination=dest.label,
+        destination_state=state,
+        destination_error=error,
+        last_load={k: prev.get(k) for k in ("run_id", "state", "started_at", "rows", "segments", "error")} if prev else None,
+    )
+    now = time.time()
+    for stream, binding in bindings.items():
+        segments = manifest.segments(stream)
+        s = StreamStatus(
+            stream,
+            str(binding.table),
+            segments=len(segments),
+            rows=sum(g.rows for g in segments),
+            rejects=count_rejects(layout, stream),
+        )
+        if ledger is not None:
+            pending = [g for g in segments if g.path not in ledger]
+            s.pending_segments, s.pending_rows = len(pending), sum(g.rows for g in pending)
+            s.loaded_segments, s.loaded_rows = s.segments - s.pending_segments, s.rows - s.pending_rows
+            if pending and pending[0].created_at:
+                s.oldest_pending = pending[0].created_at
+                s.oldest_pending_age_seconds = round(now - _parse_utc(pending[0].created_at), 1)
+        report.streams.append(s)
+    return report
+
+
+def _parse_utc(stamp: str) -> float:
+    return float(timegm(time.strptime(stamp.rstrip("Z")[:19], "%Y-%m-%dT%H:%M:%S")))
+
+
+def _age(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    s = int(max(0, seconds))
+    for unit, size, sub, subsize in (("d", 86400, "h", 3600), ("h", 3600, "m", 60), ("m", 60, "s", 1)):
+        if s >= size:
+            return f"{s // size}{unit} {(s % size) // subsize}{sub}"
+    return f"{s}s"
+
+
+def _n(value: int | None) -> str:
+    return "?" if value is None else f"{value:,}"
+
+
+def render_status(report: StatusReport) -> str:
+    streams = report.streams
+    lines = [
+        f"spool {report.spool} (id {report.spool_id}): {len(streams)} stream(s), "
+        f"{sum(s.segments for s in streams)} segments, {sum(s.rows for s in streams):,} rows spooled"
+    ]
+    if report.destination_state is DestinationState.REACHABLE:
+        lines.append(f"destination {report.destination}: reachable")
+    elif report.destination_state is DestinationState.NOT_CREATED:
+        lines.append(f"destination {report.destination}: not created yet (nothing loaded; everything is pending)")
+    else:
+        lines.append(
+            f"destination {report.destination}: UNREACHABLE ({report.destination_error}); "
+            "loaded and pending counts are unknown"
+        )
+    if report.last_load:
+        last = report.last_load
+        lines.append(f"last load: run {last['run_id']} started {last['started_at']}, {last['state']}, {last['rows'] or 0:,} rows")
+    headers = ("stream", "table", "segments", "rows", "loaded rows", "pending segs", "pending rows", "oldest pending", "rejects")
+    rows = [
+        (
+            s.stream,
+            s.table,
+            _n(s.segments),
+            _n(s.rows),
+            _n(s.loaded_rows),
+            _n(s.pending_segments),
+            _n(s.pending_rows),
+            _age(s.oldest_pending_age_seconds),
+            _n(s.rejects),
+        )
+        for s in streams
+    ]
+    lines.append("")
+    lines.extend(text_table(headers, rows, numeric=set(range(2, 9))))
+    return "\n".join(lines)

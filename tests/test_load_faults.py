@@ -1,0 +1,212 @@
+"""Faults during `spool-target load`: SIGKILL at chosen points and at random
+moments, a destination locked by another process, corrupt and missing
+segments, leftovers of an interrupted run, a torn manifest. Each ends with
+`load --resume` and checks every record is in the table exactly once (I4)."""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from conftest import cli_env, manifest_entries, record_msg, run_cli, schema_msg
+from loadkit import config_file, db_path, ingest, load, messages, query, users_stream
+
+EVENTS = 40  # records of stream "events" (append-only checks)
+KEYS = 7  # stream "kv": 40 records over 7 keys (upsert checks)
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One spool for the crash tests: 8 segments per stream, copied per test."""
+    spool = tmp_path_factory.mktemp("template") / "spool"
+    events = [schema_msg("events", {"id": {"type": "integer"}}, ["id"]), *(record_msg("events", {"id": i}) for i in range(EVENTS))]
+    kv = [schema_msg("kv", {"k": {"type": "integer"}, "v": {"type": "integer"}}, ["k"]),
+          *(record_msg("kv", {"k": i % KEYS, "v": i}) for i in range(EVENTS))]
+    ingest(spool, [*events, *kv], flush_rows=5)
+    return spool
+
+
+def copy_of(template: Path, tmp_path: Path) -> Path:
+    spool = tmp_path / "spool"
+    shutil.copytree(template, spool)
+    return spool
+
+
+def assert_exactly_once(spool: Path, method: str) -> None:
+    db = db_path(spool)
+    assert query(db, "SELECT count(*), count(DISTINCT _sdc_sequence), min(id), max(id) FROM events") == [(EVENTS, EVENTS, 0, EVENTS - 1)]
+    if method == "upsert":
+        # the latest record per key: v is the highest i with i % KEYS == k
+        expected = [(k, max(i for i in range(EVENTS) if i % KEYS == k)) for k in range(KEYS)]
+        assert query(db, "SELECT k, v FROM kv ORDER BY k") == expected
+    else:
+        assert query(db, "SELECT count(*), count(DISTINCT v) FROM kv") == [(EVENTS, EVENTS)]
+    segments = [e["path"] for e in manifest_entries(spool) if e["kind"] == "segment"]
+    assert sorted(r[0] for r in query(db, "SELECT item FROM _spool_ledger")) == sorted(segments)
+
+
+@pytest.mark.parametrize(
+    "method,point",
+    [
+        ("append-only", "load:unit-start:2"),  # between two units
+        ("append-only", "load:after-ddl:1"),  # table created, nothing loaded
+        ("append-only", "load:before-commit:3"),  # rows and ledger written, not committed
+        ("append-only", "load:after-commit:2"),  # committed, not yet reported
+        ("upsert", "load:before-commit:2"),
+        ("upsert", "load:after-commit:5"),  # in the second stream
+    ],
+)
+def test_sigkill_at_a_point_then_resume_loads_every_record_exactly_once(template: Path, tmp_path: Path, method: str, point: str):
+    spool = copy_of(template, tmp_path)
+    cfg = str(config_file(tmp_path, load_method=method, transaction_rows=10))  # 4 units of 2 segments per stream
+    killed = load(spool, "--config", cfg, expect=-signal.SIGKILL, env={"SPOOL_TARGET_TEST_CRASH_AT": point})
+    assert b"load succeeded" not in killed.stderr
+    resumed = load(spool, "--config", cfg, "--resume")
+    said = messages(resumed)
+    assert any(m.startswith("the previous load (run ") and m.endswith("was killed; continuing from the destination's ledger") for m in said)
+    assert any(m.startswith("resuming: ") for m in said)
+    assert_exactly_once(spool, method)
+
+
+def test_sigkill_at_random_moments_then_resume(tmp_path: Path):
+    """Three kills at random moments of a load of 60 one-segment transactions:
+    after the k-th commit is reported, plus a random few milliseconds, so the
+    kill lands anywhere between, in or after the following commit."""
+    seed = random.randrange(1 << 30)
+    rng = random.Random(seed)
+    spool = tmp_path / "spool"
+    ingest(spool, [schema_msg("events", {"id": {"type": "integer"}}, ["id"]),
+                   *(record_msg("events", {"id": i}) for i in range(120))], flush_rows=2)
+    env = cli_env({"SPOOL_TARGET_TRANSACTION_ROWS": "2"})  # one transaction per segment
+    for _ in range(3):
+        proc = subprocess.Popen([sys.executable, "-m", "spool_target", "load", "--resume", "--spool", str(spool),
+                                 "--log-format", "json"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        commits, wanted = 0, rng.randint(1, 12)
+        for line in proc.stderr:
+            commits += b'"message":"loaded 1 segment(s)' in line
+            if commits == wanted:
+                time.sleep(rng.uniform(0, 0.02))
+                break
+        proc.send_signal(signal.SIGKILL)
+        proc.stderr.close()
+        assert proc.wait() == -signal.SIGKILL, f"seed {seed}"
+    db = db_path(spool)
+    loaded = query(db, "SELECT count(*) FROM _spool_ledger")[0][0]
+    assert 3 <= loaded < 60, f"seed {seed}"
+    assert query(db, "SELECT count(*), count(DISTINCT _sdc_sequence) FROM events") == [(2 * loaded, 2 * loaded)], f"seed {seed}"
+    load(spool, "--resume")
+    assert query(db, "SELECT count(*), count(DISTINCT _sdc_sequence) FROM events") == [(120, 120)], f"seed {seed}"
+    assert query(db, "SELECT count(*) FROM _spool_ledger") == [(60,)]
+
+
+def test_overwrite_killed_before_commit_keeps_the_old_rows_then_switches(tmp_path: Path):
+    spool = tmp_path / "spool"
+    ingest(spool, users_stream(rows=[{"id": i, "name": "old"} for i in range(5)]))
+    load(spool, "--load-method", "overwrite")
+    ingest(spool, users_stream(rows=[{"id": 100 + i, "name": "new"} for i in range(4)]), flush_rows=2)
+    load(spool, "--load-method", "overwrite", expect=-signal.SIGKILL, env={"SPOOL_TARGET_TEST_CRASH_AT": "load:before-commit:1"})
+    db = db_path(spool)
+    assert query(db, "SELECT count(*), min(name), max(name) FROM users") == [(5, "old", "old")]  # never empty, never mixed
+    load(spool, "--load-method", "overwrite", "--resume")
+    assert query(db, "SELECT id FROM users ORDER BY id") == [(100,), (101,), (102,), (103,)]
+
+
+HOLD = "import duckdb, sys; c = duckdb.connect(sys.argv[1]); print('locked', flush=True); sys.stdin.read()"
+
+
+def test_locked_database_is_retried_then_exits_75_and_loads_once_released(tmp_path: Path):
+    spool = tmp_path / "spool"
+    ingest(spool, users_stream(rows=[{"id": i} for i in range(6)]), flush_rows=2)
+    db = db_path(spool)
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(db)], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        assert holder.stdout.readline() == b"locked\n"
+        started = time.monotonic()
+        r = load(spool, "--max-wait", "1.5", expect=75)
+        assert time.monotonic() - started < 10
+        text = r.stderr.decode()
+        assert text.count("destination unavailable, retrying in") >= 2
+        assert "3 segment(s) (6 rows) are pending in the spool, nothing is lost" in text
+        assert "spool-target load --resume" in text and "Could not set lock" in text
+
+        status = run_cli("status", "--spool", str(spool), "--json")
+        assert status.returncode == 0
+        s = json.loads(status.stdout)
+        assert s["destination_state"] == "unreachable" and "lock" in s["destination_error"]
+        assert s["streams"][0]["rows"] == 6 and s["streams"][0]["pending_rows"] is None
+        assert s["last_load"]["state"] == "unavailable"
+
+        # A load that starts while the lock is held succeeds once it is released.
+        waiting = subprocess.Popen([sys.executable, "-m", "spool_target", "load", "--resume", "--spool", str(spool),
+                                    "--max-wait", "60", "--log-format", "json"], env=cli_env(), stderr=subprocess.PIPE)
+        time.sleep(1.5)
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=10)
+    _, err = waiting.communicate(timeout=60)
+    assert waiting.returncode == 0, err.decode()
+    assert b"destination unavailable, retrying in" in err
+    assert query(db, "SELECT count(*), count(DISTINCT id) FROM users") == [(6, 6)]
+
+
+def test_corrupt_and_missing_segments_stop_only_their_stream_then_resume(tmp_path: Path):
+    spool = tmp_path / "spool"
+    msgs = []
+    for stream in ("a", "b", "c"):
+        msgs += [schema_msg(stream, {"id": {"type": "integer"}}, ["id"]), *(record_msg(stream, {"id": i}) for i in range(6))]
+    ingest(spool, msgs, flush_rows=2)
+    segs = {s: [e["path"] for e in manifest_entries(spool) if e["kind"] == "segment" and e["stream"] == s] for s in "abc"}
+    corrupt, missing = spool / segs["a"][1], spool / segs["b"][1]
+    good_bytes = corrupt.read_bytes()
+    damaged = bytearray(good_bytes)
+    damaged[len(damaged) // 2] ^= 0xFF
+    corrupt.write_bytes(bytes(damaged))
+    missing.rename(tmp_path / "backup.parquet")
+
+    r = load(spool, expect=5)
+    text = r.stderr.decode()
+    assert f"segment {segs['a'][1]} (stream 'a') is corrupt: sha256" in text
+    assert f"segment {segs['b'][1]} (stream 'b') is missing" in text
+    assert "2 stream(s) stopped at a missing or corrupt segment" in text
+    db = db_path(spool)
+    # Order is kept: a and b stop before their damaged segment, c loads fully.
+    assert query(db, "SELECT stream, count(*) FROM _spool_ledger GROUP BY stream ORDER BY stream") == [("a", 1), ("b", 1), ("c", 3)]
+    assert [query(db, f"SELECT count(*) FROM {t}")[0][0] for t in "abc"] == [2, 2, 6]
+
+    corrupt.write_bytes(good_bytes)
+    (tmp_path / "backup.parquet").rename(missing)
+    load(spool, "--resume")
+    for t in "abc":
+        assert query(db, f"SELECT count(*), count(DISTINCT id) FROM {t}") == [(6, 6)]
+
+
+def test_resume_sweeps_staging_tables_and_ignores_uncommitted_spool_files(tmp_path: Path):
+    spool = tmp_path / "spool"
+    ingest(spool, users_stream(rows=[{"id": i} for i in range(4)]))
+    entries = manifest_entries(spool)
+    segment = next(e for e in entries if e["kind"] == "segment")
+    # What a concurrent or crashed ingest leaves: a file without a manifest
+    # entry, and a torn last manifest line. Neither may be loaded (I2).
+    shutil.copy(spool / segment["path"], spool / segment["path"].replace(".parquet", "-orphan.parquet"))
+    with open(spool / "manifest.jsonl", "ab") as fh:
+        fh.write(json.dumps({**segment, "n": 99, "path": segment["path"].replace(".parquet", "-orphan.parquet")}).encode()[:-3])
+    tag = entries[0]["spool_id"].replace("-", "")[:8]
+    con = duckdb.connect(str(db_path(spool)))
+    con.execute(f'CREATE TABLE "_spool_stage_{tag}_leftover" (x INTEGER)')
+    con.close()
+
+    r = load(spool, "--resume")
+    assert "dropped a staging table left by an interrupted load" in messages(r)
+    db = db_path(spool)
+    assert query(db, "SELECT count(*) FROM duckdb_tables() WHERE table_name LIKE '_spool_stage_%'") == [(0,)]
+    assert query(db, "SELECT count(*) FROM users") == [(4,)]
+    assert query(db, "SELECT item FROM _spool_ledger") == [(segment["path"],)]
