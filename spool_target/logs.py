@@ -79,7 +79,10 @@ class Log:
 
     def metric(self, metric_type: str, metric: str, value: Any, **tags: Any) -> None:
         """A Singer SDK style METRIC line, for dashboards that already parse them."""
-        self._emit("info", "METRIC", {"type": metric_type, "metric": metric, "value": value, "tags": tags})
+        if self.format == "json":
+            self._emit("info", "METRIC", {"type": metric_type, "metric": metric, "value": value, "tags": tags})
+        else:
+            self._emit("info", f"metric {metric}={value}", dict(tags))
 
 
 NULL_LOG = Log("json", quiet=True)
