@@ -186,6 +186,8 @@ class LoadEngine:
         finally:
             self.dest.close()
             report.seconds = time.monotonic() - started
+            for sr in report.streams.values():  # a destination may reject records while loading (Oracle: '' keys)
+                sr.rejected = count_rejects(self.layout, sr.stream)
             write_run_file(self.layout, report)
             self.reporter.finish(report)
         if report.stopped:
@@ -495,7 +497,8 @@ class LoadEngine:
                 raise  # not a database error: a bug, reported with its traceback
             detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             if failure.kind is FailureKind.TRANSIENT:
-                raise TransientDestinationError(f"{what}: {detail}") from exc
+                why = f" ({failure.hint})" if failure.hint else ""  # e.g. Oracle's DPY-6005 says "cannot connect", not why
+                raise TransientDestinationError(f"{what}: {detail}{why}") from exc
             raise DestinationError(f"{what} failed: {detail}", hint=failure.hint) from exc
 
     def _warn_once(self, stream: str, topic: str, text: str) -> None:

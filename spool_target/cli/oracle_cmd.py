@@ -1,0 +1,103 @@
+"""`spool-target check` and `spool-target plan`: thin shells over spool_target.load.oracle.
+
+Nothing Oracle is imported until a command runs (I3), and `plan --offline`
+never imports the driver at all.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from . import app
+from .common import ConfigOption, LogFormatOption, QuietOption, SpoolOption, make_config, make_log, run_command
+
+OracleDestinationOption = typer.Option(
+    None,
+    "--destination",
+    "-d",
+    help="oracle://user@host:port/service_name. Default: config `destination`, `dsn` or `host`.",
+    show_default=False,
+)
+
+
+@app.command("check")
+def check_command(
+    config_files: Optional[list[Path]] = ConfigOption,
+    spool: Optional[Path] = SpoolOption,
+    destination: Optional[str] = OracleDestinationOption,
+    max_wait: Optional[float] = typer.Option(
+        None, "--max-wait", help="Seconds to keep retrying an unreachable database before exiting 75.", show_default=False
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object (for scripts)."),
+    log_format: Optional[str] = LogFormatOption,
+    quiet: bool = QuietOption,
+) -> None:
+    """Connect to Oracle and report what a load would use and need.
+
+    Server version and edition, the features chosen (JSON type, BOOLEAN,
+    identifier length, MAX_STRING_SIZE), the target schema, privileges and
+    tablespace quota, the ledger, and what the spool has pending. Exits 6
+    with the statements to fix it when something needed is missing, 75 when
+    the database stays unreachable.
+    """
+    from ..errors import DestinationError
+    from ..load.oracle.check import run_check
+
+    config = make_config(
+        config_files, spool_dir=str(spool) if spool else None, destination=destination,
+        max_wait_seconds=max_wait, log_format=log_format,
+    )
+    log = make_log(config, quiet)
+    report = run_command(log, lambda: run_check(config, log))
+    typer.echo(log.scrub(json.dumps(report.to_json(), indent=2) if as_json else report.render()))
+    if not report.ok:
+        missing = ", ".join(i.name for i in report.items if i.ok is False)
+
+        def fail() -> None:
+            raise DestinationError(
+                f"{report.destination} is missing what a load needs: {missing}",
+                hint="run the statements under 'to fix', then `spool-target check` again",
+            )
+
+        run_command(log, fail)
+
+
+@app.command("plan")
+def plan_command(
+    config_files: Optional[list[Path]] = ConfigOption,
+    spool: Optional[Path] = SpoolOption,
+    destination: Optional[str] = OracleDestinationOption,
+    offline: bool = typer.Option(
+        False, "--offline",
+        help="Do not connect: assume empty schemas and an Oracle Database 19c server. Needs no password.",
+    ),
+    load_method: Optional[str] = typer.Option(
+        None, "--load-method", help="append-only, upsert or overwrite. Default: config load_method.", show_default=False
+    ),
+    output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write the script to this file instead of stdout."),
+    log_format: Optional[str] = LogFormatOption,
+    quiet: bool = QuietOption,
+) -> None:
+    """Print, as an SQL script, the DDL and DML `load` would run for the pending segments.
+
+    Statements end with `;`; DDL that may already be done is a PL/SQL block
+    ending with `/`. Without --offline it connects (read only) and plans
+    against the tables as they are now.
+    """
+    from ..load.oracle.planning import plan_script
+
+    config = make_config(
+        config_files, spool_dir=str(spool) if spool else None, destination=destination,
+        load_method=load_method, log_format=log_format,
+    )
+    log = make_log(config, quiet)
+    script, _ = run_command(log, lambda: plan_script(config, log, offline=offline))
+    script = log.scrub(script)
+    if output is not None:
+        output.write_text(script)
+    else:
+        typer.echo(script, nl=False)

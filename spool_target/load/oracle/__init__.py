@@ -1,0 +1,17 @@
+"""The Oracle destination (python-oracledb). See docs/oracle.md.
+
+``open_destination`` is what ``load.destination.open_destination`` calls for
+``oracle://`` URLs. Modules here import ``oracledb`` only inside functions,
+so importing this package (for ``plan --offline``, or the golden tests)
+never loads the driver.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def open_destination(spec: Any, config: Any, log: Any) -> Any:
+    from .destination import open_destination as _open
+
+    return _open(spec, config, log)

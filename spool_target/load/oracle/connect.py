@@ -1,0 +1,296 @@
+"""Configuration -> one python-oracledb connection, bounded in time; what the server can do.
+
+Where to connect, first match wins:
+
+1. ``destination: oracle://user@host:port/service_name`` (URL or --destination);
+2. ``dsn``: an Easy Connect string (``host:1521/FREEPDB1``,
+   ``tcps://host:2484/svc?ssl_server_cert_dn=...``) or a TNS alias looked up
+   in ``config_dir``/tnsnames.ora;
+3. ``host``, ``port`` and ``service_name`` (or ``sid``).
+
+``user`` comes from the URL or the ``user`` setting; the password from
+``SPOOL_TARGET_ORACLE_PASSWORD`` (or ``password`` in a config file). It is
+passed to the driver and nowhere else: it is not part of the label, the
+DSN or any message (I7).
+
+Thin mode is the default (pure Python, no Oracle Client); ``thick_mode:
+true`` loads the Oracle Client libraries (``oracle_client_lib_dir``) once
+per process.
+
+``tcp_connect_timeout`` only bounds the TCP handshake: a server that accepts
+the connection and then says nothing would hang the driver for ever
+(python-oracledb #451). So every attempt also runs under ``connect_timeout``:
+a SIGALRM in the main thread (the driver's socket read is interrupted and
+closed), or a worker thread elsewhere.
+
+``oracledb`` is imported inside functions only, so nothing outside ``load``,
+``check`` and ``plan`` (online) ever loads it (I3).
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Callable, TypeVar
+
+from ...errors import ConfigError, DestinationError
+from .errors import OracleConnectTimeout, error_code
+from .types import STANDARD_STRING_BYTES, EXTENDED_STRING_BYTES, ServerFeatures
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class ConnectSettings:
+    user: str
+    label: str  # oracle://user@where, for messages; never holds a secret
+    dsn: str | None = None
+    host: str | None = None
+    port: int = 1521
+    service_name: str | None = None
+    sid: str | None = None
+    config_dir: str | None = None
+    wallet_location: str | None = None
+    thick_mode: bool = False
+    lib_dir: str | None = None
+    tcp_connect_timeout: float = 10.0
+    connect_timeout: float = 30.0
+    expire_time: int = 2
+    call_timeout_ms: int = 0
+    target_schema: str | None = None
+    password: str = field(default="", repr=False)
+    wallet_password: str = field(default="", repr=False)
+
+    def connect_kwargs(self) -> dict[str, Any]:
+        kw: dict[str, Any] = {
+            "user": self.user,
+            "password": self.password,
+            "tcp_connect_timeout": self.tcp_connect_timeout,
+            "expire_time": self.expire_time,
+        }
+        if self.dsn:
+            kw["dsn"] = self.dsn
+        else:
+            kw["host"], kw["port"] = self.host, self.port
+            if self.sid and not self.service_name:
+                kw["sid"] = self.sid
+            else:
+                kw["service_name"] = self.service_name
+        if self.config_dir:
+            kw["config_dir"] = self.config_dir
+        if self.wallet_location:
+            kw["wallet_location"] = self.wallet_location
+        if self.wallet_password:
+            kw["wallet_password"] = self.wallet_password
+        return kw
+
+
+def _strip_query(dsn: str) -> str:
+    # Easy Connect options after '?' may carry wallet details: keep them out of labels.
+    return dsn.split("?", 1)[0]
+
+
+def settings_from(spec: Any, config: Any) -> ConnectSettings:
+    """Resolve where and as whom to connect from a DestinationSpec and the Config."""
+    user = (getattr(spec, "user", "") or config.user or "").strip()
+    common = dict(
+        config_dir=config.config_dir or None,
+        wallet_location=config.wallet_location or None,
+        thick_mode=bool(config.thick_mode),
+        lib_dir=config.oracle_client_lib_dir or None,
+        tcp_connect_timeout=float(config.tcp_connect_timeout),
+        connect_timeout=float(config.connect_timeout),
+        expire_time=int(config.expire_time),
+        call_timeout_ms=int(config.call_timeout),
+        target_schema=(config.target_schema or "").strip() or None,
+        password=config.password or "",
+        wallet_password=config.wallet_password or "",
+    )
+    if getattr(spec, "host", ""):
+        port = spec.port or 1521
+        where = f"{spec.host}:{port}/{spec.service}" if spec.service else f"{spec.host}:{port}"
+        if not spec.service and not (config.service_name or config.sid):
+            raise ConfigError(
+                f"destination oracle://{user + '@' if user else ''}{where} names no service",
+                hint="oracle://user@host:1521/SERVICE_NAME (e.g. FREEPDB1), or set service_name / sid",
+            )
+        settings = ConnectSettings(
+            user=user, label=f"oracle://{user}@{where}", host=spec.host, port=port,
+            service_name=spec.service or config.service_name or None, sid=config.sid or None, **common,
+        )
+    elif config.dsn:
+        settings = ConnectSettings(user=user, label=f"oracle://{user}@{_strip_query(config.dsn)}", dsn=config.dsn, **common)
+    elif config.host:
+        if not (config.service_name or config.sid):
+            raise ConfigError("Oracle host is set but neither service_name nor sid", hint="set service_name (e.g. FREEPDB1)")
+        name = config.service_name or config.sid
+        settings = ConnectSettings(
+            user=user, label=f"oracle://{user}@{config.host}:{config.port}/{name}", host=config.host,
+            port=int(config.port), service_name=config.service_name or None, sid=config.sid or None, **common,
+        )
+    else:
+        raise ConfigError(
+            "no Oracle database configured",
+            hint="set destination: oracle://user@host:1521/service_name, or dsn, or host + service_name",
+        )
+    if not user:
+        raise ConfigError(f"no Oracle user for {settings.label}", hint="oracle://USER@host:port/service, or the `user` setting")
+    if not settings.password:
+        raise ConfigError(
+            f"no password for {settings.label}",
+            hint="export SPOOL_TARGET_ORACLE_PASSWORD=... (keeps it out of files and shell history)",
+        )
+    if settings.connect_timeout <= 0:
+        raise ConfigError("connect_timeout must be more than 0 seconds")
+    return settings
+
+
+# ---- connecting -----------------------------------------------------------------
+_thick_lock = threading.Lock()
+_thick_done = False
+
+
+def init_thick_mode(lib_dir: str | None) -> None:
+    global _thick_done
+    import oracledb
+
+    with _thick_lock:
+        if _thick_done:
+            return
+        try:
+            oracledb.init_oracle_client(lib_dir=lib_dir)
+        except oracledb.Error as err:
+            raise DestinationError(
+                f"thick mode: cannot load the Oracle Client libraries: {str(err).splitlines()[0]}",
+                hint="install Oracle Instant Client and set oracle_client_lib_dir, or set thick_mode: false",
+            ) from err
+        _thick_done = True
+
+
+def call_with_deadline(fn: Callable[[], T], seconds: float, what: str) -> T:
+    """``fn()``, or OracleConnectTimeout after ``seconds``."""
+    if threading.current_thread() is threading.main_thread() and hasattr(signal, "setitimer"):
+        return _with_alarm(fn, seconds, what)
+    return _with_thread(fn, seconds, what)
+
+
+def _with_alarm(fn: Callable[[], T], seconds: float, what: str) -> T:
+    armed = True
+
+    def on_alarm(signum: int, frame: Any) -> None:
+        if armed:
+            raise OracleConnectTimeout(f"{what}: no answer within {seconds:g}s (connect_timeout)")
+
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        result = fn()
+        armed = False
+        return result
+    finally:
+        armed = False
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _with_thread(fn: Callable[[], T], seconds: float, what: str) -> T:
+    box: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            box["result"] = fn()
+        except BaseException as exc:  # handed to the caller below
+            box["error"] = exc
+
+    worker = threading.Thread(target=run, name="oracle-connect", daemon=True)
+    worker.start()
+    worker.join(seconds)
+    if worker.is_alive():
+        # The attempt cannot be cancelled from here; it ends when the server
+        # answers or closes, and a late connection is closed then.
+        def reap() -> None:
+            worker.join()
+            conn = box.get("result")
+            if conn is not None:
+                try:
+                    conn.close()
+                except Exception:
+                    pass
+
+        threading.Thread(target=reap, name="oracle-connect-reaper", daemon=True).start()
+        raise OracleConnectTimeout(f"{what}: no answer within {seconds:g}s (connect_timeout)")
+    if "error" in box:
+        raise box["error"]
+    return box["result"]
+
+
+def open_connection(settings: ConnectSettings) -> Any:
+    """A new connection (autocommit off), or the driver's error: the caller classifies it."""
+    import oracledb
+
+    if settings.thick_mode:
+        init_thick_mode(settings.lib_dir)
+    kwargs = settings.connect_kwargs()
+    conn = call_with_deadline(lambda: oracledb.connect(**kwargs), settings.connect_timeout, f"connecting to {settings.label}")
+    try:
+        conn.autocommit = False
+        if settings.call_timeout_ms > 0:
+            conn.call_timeout = settings.call_timeout_ms
+        conn.module = "spool-target"
+    except Exception:
+        conn.close()
+        raise
+    return conn
+
+
+# ---- what the server can do ---------------------------------------------------------
+def _scalar(conn: Any, sql: str) -> Any:
+    with conn.cursor() as cur:
+        cur.execute(sql)
+        row = cur.fetchone()
+        return row[0] if row else None
+
+
+NOT_VISIBLE = ("ORA-00942", "ORA-01031", "ORA-00904")  # no such view, not granted, no such column
+
+
+def _try_scalar(conn: Any, sql: str) -> Any:
+    import oracledb
+
+    try:
+        return _scalar(conn, sql)
+    except oracledb.DatabaseError as err:
+        if error_code(err) in NOT_VISIBLE:
+            return None  # a v$ view this user may not read: the caller falls back
+        raise  # anything else (a lost connection...) is the caller's to classify
+
+
+def detect_features(conn: Any) -> ServerFeatures:
+    """Ask the server once per connection; every probe works without special privileges."""
+    import oracledb
+
+    version = tuple(int(p) for p in str(conn.version).split(".") if p.isdigit())
+    try:
+        _scalar(conn, "SELECT CAST(NULL AS VARCHAR2(32767)) FROM DUAL")
+        max_string = EXTENDED_STRING_BYTES
+    except oracledb.DatabaseError as err:
+        if error_code(err) != "ORA-00910":  # specified length too long: MAX_STRING_SIZE = STANDARD
+            raise
+        max_string = STANDARD_STRING_BYTES
+    compatible = _try_scalar(conn, "SELECT VALUE FROM V$PARAMETER WHERE NAME = 'compatible'")
+    compat_major = int(str(compatible).split(".")[0]) if compatible else version[0]
+    try:
+        max_ident = int(conn.max_identifier_length or 0)
+    except Exception:
+        max_ident = 0
+    return ServerFeatures.from_version(
+        version,
+        max_identifier_length=max_ident or (128 if version[:2] >= (12, 2) else 30),
+        max_string_bytes=max_string,
+        json_type=version[0] >= 21 and compat_major >= 20,
+        boolean_type=version[0] >= 23 and compat_major >= 23,
+        banner=_try_scalar(conn, "SELECT BANNER FROM V$VERSION WHERE ROWNUM = 1"),
+        charset=_try_scalar(conn, "SELECT VALUE FROM NLS_DATABASE_PARAMETERS WHERE PARAMETER = 'NLS_CHARACTERSET'"),
+        current_schema=_scalar(conn, "SELECT SYS_CONTEXT('USERENV', 'CURRENT_SCHEMA') FROM DUAL"),
+    )

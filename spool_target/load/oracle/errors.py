@@ -1,0 +1,187 @@
+"""Which Oracle errors are worth retrying, and what to tell a person about the others.
+
+One place decides, by error code (``exc.args[0].full_code``: ``ORA-00060``,
+``DPY-4011``...), never by message text. Transient errors go to the engine's
+backoff and reconnect; permanent ones stop the load at once with advice.
+Whatever the error, the unit's transaction rolled back: nothing is half-loaded.
+
+A connection lost around COMMIT is transient like any other lost
+connection: the engine reconnects and reads the ledger, which says whether
+the commit happened (the unit's ledger rows are in the same transaction).
+
+``oracledb`` is never imported here: if it was not imported by now, the
+exception cannot be one of its errors.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from ..destination import Failure, FailureKind
+
+GRANTS_HINT = (
+    "the loading user needs CREATE SESSION, CREATE TABLE and a tablespace quota in its own schema; "
+    "for another target_schema: CREATE ANY TABLE, ALTER ANY TABLE, DROP ANY TABLE, SELECT/INSERT/UPDATE/DELETE "
+    "ANY TABLE (or grants on each table). `spool-target check` lists what is missing"
+)
+
+# Errors that go away by themselves: the server or network is down, restarting,
+# busy, or a lock is held. Thin mode reports most lost connections as DPY-4011,
+# which also covers ORA-00028, 01012, 03113, 03114, 03135, 12537, 12547, 12570...
+TRANSIENT: dict[str, str] = {
+    "DPY-4011": "the database or network closed the connection",
+    "DPY-4024": "a call exceeded call_timeout",
+    "DPY-4033": "the session exceeded its idle time",
+    "DPY-6000": "the listener refused the connection",
+    "DPY-6001": "the service is not registered with the listener (yet)",
+    "DPY-6003": "the SID is not registered with the listener (yet)",
+    "DPY-6004": "the proxy failed",
+    "DPY-6005": "cannot connect (refused, unreachable, timed out or no answer)",
+    "DPI-1080": "the connection was closed",
+    "ORA-00018": "maximum number of sessions exceeded",
+    "ORA-00020": "maximum number of processes exceeded",
+    "ORA-00028": "the session was killed",
+    "ORA-00051": "timeout waiting for a resource",
+    "ORA-00054": "resource busy (a lock is held)",
+    "ORA-00060": "deadlock detected (this transaction was rolled back)",
+    "ORA-00104": "deadlock on shared servers",
+    "ORA-00257": "the archiver is stuck",
+    "ORA-01012": "not logged on",
+    "ORA-01013": "the call was cancelled (call_timeout)",
+    "ORA-01033": "the database is starting up or shutting down",
+    "ORA-01034": "the database is not available",
+    "ORA-01089": "immediate shutdown in progress",
+    "ORA-01090": "shutdown in progress",
+    "ORA-03113": "end-of-file on the communication channel",
+    "ORA-03114": "not connected",
+    "ORA-03135": "connection lost contact",
+    "ORA-04021": "timeout waiting to lock an object",
+    "ORA-08177": "cannot serialize access",
+    "ORA-12170": "connect timeout",
+    "ORA-12500": "the listener could not start a server process",
+    "ORA-12505": "the SID is not registered with the listener (yet)",
+    "ORA-12514": "the service is not registered with the listener (yet)",
+    "ORA-12516": "the listener has no handler available",
+    "ORA-12518": "the listener could not hand off the connection",
+    "ORA-12519": "the listener has no handler available",
+    "ORA-12520": "the listener has no handler available",
+    "ORA-12521": "the instance is not registered with the listener (yet)",
+    "ORA-12526": "the database is in restricted mode",
+    "ORA-12528": "the listener blocks new connections (the database is starting)",
+    "ORA-12537": "the connection was closed",
+    "ORA-12541": "no listener",
+    "ORA-12543": "the host is unreachable",
+    "ORA-12547": "lost contact",
+    "ORA-12570": "packet reader failure",
+    "ORA-12571": "packet writer failure",
+    "ORA-25402": "the transaction must roll back (failover)",
+    "ORA-25408": "the call cannot be safely replayed (failover)",
+    "ORA-30006": "resource busy (WAIT timeout expired)",
+}
+
+# Permanent errors with specific advice.
+ADVICE: dict[str, str] = {
+    "ORA-01017": "check user and password (set the password in SPOOL_TARGET_ORACLE_PASSWORD, not in a file); "
+    "repeated failures may also lock the account",
+    "ORA-28000": "the account is locked: ask a DBA to run ALTER USER <user> ACCOUNT UNLOCK",
+    "ORA-28001": "the password has expired: change it, then update SPOOL_TARGET_ORACLE_PASSWORD",
+    "ORA-01045": "the user lacks CREATE SESSION: GRANT CREATE SESSION TO <user>",
+    "ORA-01031": "insufficient privileges: " + GRANTS_HINT,
+    "ORA-01950": "no quota on the tablespace: ask a DBA for ALTER USER <owner> QUOTA UNLIMITED ON <tablespace> "
+    "(or a size), for the owner of the target schema",
+    "ORA-01536": "the space quota on the tablespace is used up: ask a DBA to raise it (ALTER USER ... QUOTA)",
+    "ORA-01652": "the temporary tablespace is full: ask a DBA to add space, or lower transaction_rows",
+    "ORA-01653": "the tablespace is full: ask a DBA to add space",
+    "ORA-01654": "the tablespace is full: ask a DBA to add space",
+    "ORA-01688": "the tablespace is full: ask a DBA to add space",
+    "ORA-00942": "a table or view does not exist or is not granted to this user: check target_schema, "
+    "table_mappings and the grants; `spool-target check` shows what the user can see",
+    "ORA-04043": "an object does not exist: check target_schema and table_mappings",
+    "ORA-01918": "the user (schema) named by target_schema does not exist",
+    "ORA-00904": "a column is not what spool-target expects (renamed or dropped by hand?): "
+    "`spool-target plan` shows the statements it wants to run",
+    "ORA-00001": "a unique constraint refused a row: the stream repeats a key that the table declares unique; "
+    "use load_method upsert, or drop the constraint for append-only loads",
+    "ORA-01400": "a NOT NULL column got NULL (Oracle stores '' as NULL): relax the constraint, "
+    "or send a value",
+    "ORA-12899": "a value is longer than its column: raise varchar_length, or map the property to CLOB "
+    'with column_types {"<stream>": {"<property>": "CLOB"}}',
+    "ORA-01438": "a number is larger than its column allows: map it to NUMBER with column_types",
+    "ORA-01461": "a long text was bound into a VARCHAR2 column: map the property to CLOB with column_types",
+    "ORA-30926": "the MERGE source held one key twice (please report this: the loader deduplicates by key)",
+    "ORA-02290": "a CHECK constraint refused a value (a boolean outside 0/1, or text that is not JSON)",
+    "ORA-40441": "a value in a JSON column is not valid JSON",
+    "ORA-00910": "a VARCHAR2 length is above the server's limit: lower varchar_length or use CLOB",
+    "ORA-00972": "an identifier is too long for this server: see the naming rules in docs/oracle.md",
+    "DPY-3010": "python-oracledb thin mode cannot talk to this old a server: set thick_mode: true "
+    "(needs Oracle Client libraries)",
+    "DPY-3015": "the account's password verifier is too old for thin mode: reset the password, "
+    "or set thick_mode: true",
+    "DPY-4000": "the TNS alias was not found: check dsn and config_dir (the directory of tnsnames.ora)",
+    "DPY-4026": "a file python-oracledb needs is missing: check config_dir and wallet_location",
+    "DPY-4027": "no config_dir: set config_dir (the directory of tnsnames.ora) to use a TNS alias",
+    "DPY-6002": "the server's certificate does not match: check the DSN's ssl_server_cert_dn",
+    "DPY-6006": "the server's certificate name does not match the host: check the host name",
+    "DPI-1047": "the Oracle Client libraries were not found: install Instant Client and set "
+    "oracle_client_lib_dir, or set thick_mode: false",
+    "ORA-28759": "the wallet could not be opened: check wallet_location",
+    "ORA-29024": "the server's certificate could not be validated: check the wallet's trusted certificates",
+}
+
+DEFAULT_HINT = "Oracle refused the work; its transaction rolled back, so nothing was half-loaded"
+
+
+class OracleConnectTimeout(Exception):
+    """A connection attempt took longer than ``connect_timeout`` (a server that accepts
+    the TCP connection but never completes the handshake, which ``tcp_connect_timeout``
+    does not bound). Not an OSError on purpose: the driver treats socket timeouts
+    (``TimeoutError``) during its reads as "keep waiting"."""
+
+
+def error_code(exc: BaseException) -> str | None:
+    """``ORA-00060``, ``DPY-4011``...: the code of an oracledb error, else None."""
+    args = getattr(exc, "args", ())
+    info = args[0] if args else None
+    code = getattr(info, "full_code", None)
+    return code or None
+
+
+def _is_oracledb_error(exc: BaseException) -> bool:
+    oracledb = sys.modules.get("oracledb")
+    return oracledb is not None and isinstance(exc, oracledb.Error)
+
+
+def error_codes(exc: BaseException) -> list[str]:
+    """The codes of an error and of the errors it wraps, outermost first: the thin
+    driver reports a failed connect as DPY-6005 around the reason (DPY-6001,
+    DPY-4011, DPY-3010...)."""
+    codes: list[str] = []
+    seen: set[int] = set()
+    cur: BaseException | None = exc
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        code = error_code(cur)
+        if code:
+            codes.append(code)
+        cur = cur.__cause__ or cur.__context__
+    return codes
+
+
+def classify(exc: BaseException) -> Failure | None:
+    """Transient (retry), permanent (advice) or None: not an Oracle error at all (a bug)."""
+    if isinstance(exc, OracleConnectTimeout):
+        return Failure(FailureKind.TRANSIENT, "the server accepted the connection but did not answer")
+    if not _is_oracledb_error(exc):
+        return None
+    codes = error_codes(exc)
+    # A specific reason inside a generic wrapper decides: DPY-6005 around DPY-3010 is permanent.
+    for code in codes:
+        if code in ADVICE:
+            return Failure(FailureKind.PERMANENT, ADVICE[code])
+    for code in reversed(codes):  # the innermost reason says most
+        if code in TRANSIENT:
+            return Failure(FailureKind.TRANSIENT, TRANSIENT[code])
+    info = exc.args[0] if exc.args else None
+    if getattr(info, "isrecoverable", False):
+        return Failure(FailureKind.TRANSIENT, "the driver marks this error recoverable")
+    return Failure(FailureKind.PERMANENT, DEFAULT_HINT)

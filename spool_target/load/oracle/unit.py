@@ -1,0 +1,199 @@
+"""One LoadUnit as Oracle work: a small program of statements and row feeds.
+
+The same program is executed by ``load`` and printed by ``plan``, so what a
+person reviews is what runs. It has three parts:
+
+``prepare``  before the transaction: staging tables (DDL commits implicitly)
+             and their rows -- ``direct_path_load`` commits by itself, which
+             is why it may only ever feed a staging table;
+``work``     the transaction: DELETE for overwrite, the rows (executemany
+             straight into the table, or one INSERT ... SELECT / MERGE from
+             staging), ACTIVATE_VERSION updates, then the ledger rows; the
+             destination commits it once;
+``cleanup``  after the commit: drop the staging tables (a failure here is only
+             logged; ``load --resume`` sweeps what is left).
+
+When staging is used: always for upsert (one MERGE per unit, latest
+``_sdc_sequence`` per key wins, deduplicated with ROW_NUMBER in SQL), for
+``load_strategy: direct-path``, and for append-only units with hard deletes.
+Staging columns hold bind-friendly types: TIMESTAMP(6) (naive UTC, turned
+into TIME ZONE values by ``FROM_TZ`` on the way to the table), CLOB for
+long text -- or VARCHAR2(max bytes) when direct path loads it, since direct
+path cannot bind text into a CLOB.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timezone
+from typing import Mapping, Sequence
+
+from ..destination import ActivateStep, ColumnInfo, DeleteMode, LedgerRow, LoadUnit, SegmentStep, WriteMode
+from .binds import BindColumn, bind_order
+from .sql import OracleSQL, Statement
+from .types import OracleType, OracleTypes, parse_type
+
+
+@dataclass(frozen=True)
+class Exec:
+    stmt: Statement
+    params: tuple = ()
+    run: int | None = None  # an INSERT whose row count must match its run's rows
+
+
+@dataclass(frozen=True)
+class Feed:
+    """A segment's rows, batch by batch, into a table or a staging table."""
+
+    step: SegmentStep
+    binds: tuple[BindColumn, ...]  # in bind order
+    into: str  # the (quoted, qualified) table, for messages and plans
+    run: int
+    stmt: Statement | None = None  # INSERT ... VALUES for executemany
+    direct: tuple[str, str] | None = None  # (schema, table) for direct_path_load
+    reject_keys: tuple[str, ...] = ()  # columns whose '' rejects the row (it cannot be keyed)
+    counted: bool = False  # rows go straight to the table: check the count
+
+
+@dataclass(frozen=True)
+class Ledger:
+    stmt: Statement
+    rows: tuple[LedgerRow, ...]
+
+
+Action = Exec | Feed | Ledger
+COMMIT = Statement("COMMIT", note="the staged rows are ready; the unit's transaction starts now")
+
+
+@dataclass
+class UnitProgram:
+    prepare: list[Action] = field(default_factory=list)
+    work: list[Action] = field(default_factory=list)
+    cleanup: list[Action] = field(default_factory=list)
+    run_rows: dict[int, int] = field(default_factory=dict)  # rows read per run of segments
+    direct: bool = False
+
+
+def _runs(steps: Sequence[SegmentStep | ActivateStep]) -> list[list[SegmentStep] | ActivateStep]:
+    out: list[list[SegmentStep] | ActivateStep] = []
+    for step in steps:
+        if isinstance(step, SegmentStep):
+            if out and isinstance(out[-1], list):
+                out[-1].append(step)
+            else:
+                out.append([step])
+        else:
+            out.append(step)
+    return out
+
+
+class UnitBuilder:
+    def __init__(
+        self,
+        sql: OracleSQL,
+        types: OracleTypes,
+        unit: LoadUnit,
+        columns: Mapping[str, ColumnInfo],
+        *,
+        direct: bool,
+        schema: str | None,
+    ):
+        self.sql, self.types, self.unit = sql, types, unit
+        self.columns = columns
+        self.direct = direct
+        self.schema = schema
+        self.q = sql.rules.quote
+        self.ttype: dict[str, OracleType] = {
+            n: parse_type(c.sql_type, is_json=c.logical == "json") for n, c in columns.items()
+        }
+        self.spool_id = unit.ledger[0].spool_id
+        segments = unit.segments
+        hard = unit.deletes is DeleteMode.HARD and bool(unit.keys)
+        self.hard = hard
+        # Keys are matched (so '' -- NULL in Oracle -- cannot be) in upserts and hard deletes.
+        keyed = bool(unit.keys) and (unit.write is WriteMode.UPSERT or (hard and any(s.has_deletes for s in segments)))
+        self.reject_keys = tuple(unit.keys) if keyed else ()
+
+    def stage_type(self, t: OracleType) -> str:
+        if t.family in ("tstz", "timestamp"):
+            return "TIMESTAMP(6)"
+        if t.family in ("clob", "json"):
+            return f"VARCHAR2({self.types.string_limit} BYTE)" if self.direct else "CLOB"
+        return t.text
+
+    def build(self) -> UnitProgram:
+        u = self.unit
+        prog = UnitProgram(direct=self.direct)
+        table = self.sql.table(u.table)
+        if u.write is WriteMode.REPLACE:
+            prog.work.append(Exec(self.sql.delete_all(u.table)))
+        runs = _runs(u.steps)
+        if u.write is WriteMode.UPSERT:
+            runs = [list(u.segments)]
+        for index, run in enumerate(runs):
+            if isinstance(run, ActivateStep):
+                prog.work.append(self._activate(run))
+                continue
+            prog.run_rows[index] = sum(s.rows for s in run)
+            staged = u.write is WriteMode.UPSERT or self.direct or (self.hard and any(s.has_deletes for s in run))
+            if not staged:
+                for step in run:
+                    binds = self._binds(step, self.ttype)
+                    prog.work.append(
+                        Feed(step, binds, table, index, stmt=self.sql.insert_values(table, binds),
+                             reject_keys=self.reject_keys, counted=True)
+                    )
+                continue
+            self._staged_run(prog, index, run)
+        prog.work.append(Ledger(self.sql.insert_ledger(), u.ledger))
+        return prog
+
+    # ---- pieces ------------------------------------------------------------
+    def _binds(self, step: SegmentStep, types: Mapping[str, OracleType]) -> tuple[BindColumn, ...]:
+        cols = [BindColumn(c.column, c.type, types[c.column]) for c in step.columns]
+        return tuple(bind_order(cols))
+
+    def _staged_run(self, prog: UnitProgram, index: int, run: list[SegmentStep]) -> None:
+        u, sql = self.unit, self.sql
+        stage = sql.stage_name(self.spool_id, run[0].item)
+        names: dict[str, None] = {}
+        for step in run:
+            for c in step.columns:
+                names.setdefault(c.column, None)
+        stage_types = {n: parse_type(self.stage_type(self.ttype[n])) for n in names}
+        prog.prepare.append(Exec(sql.drop_table(self.schema, stage)))  # a leftover of an interrupted attempt
+        prog.prepare.append(Exec(sql.create_stage(stage, [(n, stage_types[n].text) for n in names])))
+        staged_q = sql.stage(stage)
+        for step in run:
+            binds = self._binds(step, stage_types)
+            if self.direct:
+                prog.prepare.append(Feed(step, binds, staged_q, index, direct=(self.schema or "", stage),
+                                         reject_keys=self.reject_keys))
+            else:
+                prog.prepare.append(Feed(step, binds, staged_q, index, stmt=sql.insert_values(staged_q, binds),
+                                         reject_keys=self.reject_keys))
+        if not self.direct:
+            prog.prepare.append(Exec(COMMIT))
+        staged = [(n, self.ttype[n]) for n in names]
+        m = u.meta
+        if u.write is WriteMode.UPSERT:
+            unstaged = [n for n in self.columns if n not in names]
+            prog.work.append(Exec(sql.merge(
+                u.table, stage, u.keys, staged, unstaged,
+                meta_sequence=m.sequence, meta_deleted=m.deleted_at, hard=self.hard,
+            )))
+        elif self.hard and any(s.has_deletes for s in run):
+            prog.work.append(Exec(sql.delete_deleted_keys(u.table, stage, u.keys, m.deleted_at)))
+            prog.work.append(Exec(sql.insert_from_stage(
+                u.table, stage, staged, keys=u.keys, meta_deleted=m.deleted_at, meta_sequence=m.sequence)))
+        else:
+            prog.work.append(Exec(sql.insert_from_stage(u.table, stage, staged), run=index))
+        prog.cleanup.append(Exec(sql.drop_table(self.schema, stage)))
+
+    def _activate(self, step: ActivateStep) -> Exec:
+        m = self.unit.meta
+        hard = self.unit.deletes is DeleteMode.HARD
+        deleted_type = self.ttype.get(m.deleted_at, parse_type("TIMESTAMP(6) WITH TIME ZONE"))
+        stmt = self.sql.activate_version(self.unit.table, m.table_version, m.deleted_at, deleted_type, hard=hard)
+        at = step.deleted_at.astimezone(timezone.utc).replace(tzinfo=None)  # naive UTC: a bound zone is lost anyway
+        return Exec(stmt, (step.version,) if hard else (at, step.version))

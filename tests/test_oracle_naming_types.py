@@ -1,0 +1,275 @@
+"""Oracle names and types: golden values for the documented rules (docs/oracle.md)."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+
+from spool_target.errors import ConfigError
+from spool_target.load.destination import ColumnInfo, ColumnSpec
+from spool_target.load.oracle.destination import column_type_text
+from spool_target.load.oracle.types import (
+    OFFLINE_FEATURES,
+    UNBOUNDED,
+    OracleTypes,
+    ServerFeatures,
+    TypeSettings,
+    check_override,
+    logical_of,
+    parse_type,
+)
+from spool_target.naming import ORACLE, ORACLE_30, column_names, oracle_rules, table_names
+from spool_target.schema import METADATA_COLUMNS
+
+
+def h8(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:8].upper()
+
+
+@pytest.mark.parametrize(
+    "source,legal",
+    [
+        ("users", "USERS"),
+        ("_sdc_sequence", "SDC_SEQUENCE"),  # no leading underscore in Oracle
+        ("__x", "X"),
+        ("public-users", "PUBLIC_USERS"),
+        ("Café Orders", "CAFE_ORDERS"),  # accents folded to ASCII
+        ("Sales Orders/ü-表 😀", "SALES_ORDERS_U_"),
+        ("名前", "C_" + h8("名前")),  # nothing readable survives: the hash alone
+        ("---", "C_" + h8("---")),
+        ("2024 sales", "X_2024_SALES"),  # no leading digit
+        ("_1st", "X_1ST"),
+        ("date", "DATE_"),  # reserved words get a trailing _
+        ("level", "LEVEL_"),
+        ("Size", "SIZE_"),
+        ("rows", "ROWS_"),
+        ("a$b#c", "A_B_C"),  # $ and # are replaced although Oracle allows them
+        ("e-mail", "E_MAIL"),
+    ],
+)
+def test_oracle_legal_names(source: str, legal: str):
+    assert ORACLE.legalize(source) == legal
+    assert ORACLE.quote(legal) == f'"{legal}"'
+
+
+def test_long_names_are_cut_with_a_hash_at_128_and_30_bytes():
+    long = "customer_lifetime_value_" * 8  # 192 characters
+    name128, name30 = ORACLE.legalize(long), ORACLE_30.legalize(long)
+    assert len(name128) == 128 and name128 == long.upper()[:119] + "_" + h8(long)
+    assert len(name30) == 30 and name30 == long.upper()[:21] + "_" + h8(long)
+    # two long names sharing a prefix stay apart
+    other = long + "x"
+    assert ORACLE_30.legalize(other) != name30 and ORACLE_30.legalize(other)[:21] == name30[:21]
+    # non-ASCII never reaches the byte count: it is folded or replaced first
+    assert ORACLE_30.legalize("é" * 40) == "E" * 21 + "_" + h8("é" * 40)
+
+
+def test_collisions_resolved_in_first_seen_order_and_metadata_wins():
+    meta = [name for name, _ in METADATA_COLUMNS]
+    cols = column_names("s", ["id", "ID", "sdc_sequence", "date", "DATE_"], ORACLE, reserved_first=meta)
+    assert cols["_sdc_sequence"] == "SDC_SEQUENCE" and cols["_sdc_extra"] == "SDC_EXTRA"
+    assert cols["id"] == "ID" and cols["ID"] == "ID_" + h8("ID")
+    assert cols["sdc_sequence"] == "SDC_SEQUENCE_" + h8("sdc_sequence")
+    assert cols["date"] == "DATE_" and cols["DATE_"] == "DATE__" + h8("DATE_")
+    # stable: the same input gives the same names, and new properties only append
+    again = column_names("s", ["id", "ID", "sdc_sequence", "date", "DATE_", "new"], ORACLE, reserved_first=meta)
+    assert {k: again[k] for k in cols} == cols and again["new"] == "NEW"
+
+
+def test_tables_avoid_the_ledger_and_staging_names_and_honour_mappings():
+    tables = table_names(["spool_ledger", "spool_stage_x", "orders", "crm-users"], ORACLE,
+                         mappings={"crm-users": "crm.users"})
+    assert tables["spool_ledger"].name == "SPOOL_LEDGER_" + h8("spool_ledger")
+    assert tables["spool_stage_x"].name == "TSPOOL_STAGE_X"
+    assert tables["orders"].name == "ORDERS" and tables["orders"].schema is None
+    assert (tables["crm-users"].schema, tables["crm-users"].name) == ("CRM", "USERS")
+    with pytest.raises(ConfigError, match="'Orders Table' is not a legal Oracle name"):
+        table_names(["o"], ORACLE, mappings={"o": "Orders Table"})
+    with pytest.raises(ConfigError, match="not a legal Oracle name"):
+        table_names(["o"], ORACLE, mappings={"o": "date"})  # reserved: DATE_ would be legal
+    with pytest.raises(ConfigError, match="both mapped to"):
+        table_names(["a", "b"], ORACLE, mappings={"a": "T", "b": "t"})
+
+
+def test_rules_follow_the_limit():
+    assert oracle_rules(30).max_bytes == 30 and ORACLE.max_bytes == 128
+    assert ORACLE.ledger_table == "SPOOL_LEDGER" and ORACLE.stage_prefix == "SPOOL_STAGE_"
+
+
+# ---- types -----------------------------------------------------------------------
+V19 = ServerFeatures.from_version((19, 22))
+V21 = ServerFeatures.from_version((21, 3))
+V23 = ServerFeatures.from_version((23, 5))
+EXT = ServerFeatures.from_version((19, 22), max_string_bytes=32767)
+
+
+@pytest.mark.parametrize(
+    "features,settings,expected",
+    [
+        (V19, TypeSettings(), {
+            "integer": "NUMBER(38)", "number": "NUMBER", "string": "VARCHAR2(4000 CHAR)", "time": "VARCHAR2(64 CHAR)",
+            "timestamp": "TIMESTAMP(6) WITH TIME ZONE", "date": "DATE", "boolean": "NUMBER(1)", "json": "CLOB"}),
+        (V21, TypeSettings(), {"json": "JSON", "boolean": "NUMBER(1)"}),
+        (V23, TypeSettings(), {"json": "JSON", "boolean": "BOOLEAN"}),
+        (V19, TypeSettings(prefer_float=True, varchar_length=255, timestamp_tz=False),
+         {"number": "BINARY_DOUBLE", "string": "VARCHAR2(255 CHAR)", "timestamp": "TIMESTAMP(6)"}),
+    ],
+)
+def test_type_mapping(features: ServerFeatures, settings: TypeSettings, expected: dict[str, str]):
+    types = OracleTypes(features, settings)
+    assert {k: types.sql_type(k) for k in expected} == expected
+
+
+def test_strings_past_the_servers_limit_become_clob():
+    std, ext = OracleTypes(V19, TypeSettings()), OracleTypes(EXT, TypeSettings())
+    assert std.sql_type("string", 4000) == "VARCHAR2(4000 CHAR)" and std.sql_type("string", 4001) == "CLOB"
+    assert ext.sql_type("string", 4001) == "VARCHAR2(4001 CHAR)" and ext.sql_type("string", 40000) == "CLOB"
+    assert std.sql_type("string", UNBOUNDED) == "CLOB"
+    assert OracleTypes(V19, TypeSettings(varchar_length=5000)).sql_type("string") == "CLOB"
+
+
+def test_check_constraints_for_booleans_and_json_text():
+    t19, t23 = OracleTypes(V19, TypeSettings()), OracleTypes(V23, TypeSettings())
+    assert t19.check_constraint("boolean", "NUMBER(1)", '"OK"') == ' CHECK ("OK" IN (0, 1))'
+    assert t19.check_constraint("json", "CLOB", '"DOC"') == ' CHECK ("DOC" IS JSON)'
+    assert t23.check_constraint("boolean", "BOOLEAN", '"OK"') == ""
+    assert t23.check_constraint("json", "JSON", '"DOC"') == ""
+
+
+@pytest.mark.parametrize(
+    "text,is_json,family,logical",
+    [
+        ("NUMBER(38)", False, "number", "integer"),
+        ("NUMBER(*,0)", False, "number", "integer"),
+        ("NUMBER", False, "number", "number"),
+        ("NUMBER(1)", False, "number", "boolean"),
+        ("NUMBER(12,2)", False, "number", None),  # not a type this loader creates: left alone
+        ("BINARY_DOUBLE", False, "float", "number"),
+        ("VARCHAR2(100 CHAR)", False, "varchar", "string"),
+        ("VARCHAR2(100 BYTE)", False, "varchar", None),
+        ("CLOB", False, "clob", "string"),
+        ("CLOB", True, "json", "json"),
+        ("JSON", False, "json", "json"),
+        ("TIMESTAMP(6) WITH TIME ZONE", False, "tstz", "timestamp"),
+        ("TIMESTAMP(6)", False, "timestamp", "timestamp"),
+        ("TIMESTAMP(6) WITH LOCAL TIME ZONE", False, "tsltz", None),
+        ("DATE", False, "date", "date"),
+        ("BOOLEAN", False, "boolean", "boolean"),
+        ("RAW(16)", False, "other", None),
+    ],
+)
+def test_existing_column_types_read_back(text: str, is_json: bool, family: str, logical: str | None):
+    t = parse_type(text, is_json=is_json)
+    assert (t.family, logical_of(t)) == (family, logical)
+
+
+def test_dictionary_rows_are_spelled_like_generated_types():
+    assert column_type_text("NUMBER", 38, 0, None, None) == "NUMBER(38)"
+    assert column_type_text("NUMBER", None, None, None, None) == "NUMBER"
+    assert column_type_text("NUMBER", None, 0, None, None) == "NUMBER(*,0)"
+    assert column_type_text("NUMBER", 12, 2, None, None) == "NUMBER(12,2)"
+    assert column_type_text("VARCHAR2", None, None, 100, "C") == "VARCHAR2(100 CHAR)"
+    assert column_type_text("VARCHAR2", None, None, 100, "B") == "VARCHAR2(100 BYTE)"
+    assert column_type_text("TIMESTAMP(6) WITH TIME ZONE", None, 6, None, None) == "TIMESTAMP(6) WITH TIME ZONE"
+
+
+@pytest.mark.parametrize(
+    "have,have_type,want,want_len,expected",
+    [
+        ("integer", "NUMBER(38)", "integer", None, None),
+        ("integer", "NUMBER(38)", "number", None, ("number", None)),
+        ("number", "NUMBER", "integer", None, None),
+        ("date", "DATE", "timestamp", None, ("timestamp", None)),
+        ("timestamp", "TIMESTAMP(6)", "timestamp", None, None),  # never re-typed by a changed setting
+        ("string", "VARCHAR2(100 CHAR)", "string", 50, None),
+        ("string", "VARCHAR2(100 CHAR)", "string", 200, ("string", 200)),
+        ("string", "VARCHAR2(100 CHAR)", "string", None, ("string", 4000)),  # maxLength dropped: the default
+        ("string", "VARCHAR2(100 CHAR)", "time", None, None),
+        ("string", "VARCHAR2(10 CHAR)", "time", None, ("string", 64)),
+        ("string", "CLOB", "string", None, None),
+        ("integer", "NUMBER(38)", "string", 10, ("string", 20)),  # integers need 20 characters as text
+        ("boolean", "NUMBER(1)", "integer", None, ("string", 20)),
+        ("json", "CLOB", "json", None, None),
+        ("json", "CLOB", "string", 10, ("string", UNBOUNDED)),  # IS JSON would refuse plain text
+        ("string", "VARCHAR2(100 CHAR)", "json", None, ("string", UNBOUNDED)),
+        ("json", "JSON", "integer", None, ("string", UNBOUNDED)),
+    ],
+)
+def test_widening_decisions(have: str, have_type: str, want: str, want_len: int | None, expected):
+    types = OracleTypes(V19, TypeSettings())
+    assert types.widened_to(have, parse_type(have_type, is_json=have == "json"), want, want_len) == expected
+
+
+def test_column_type_overrides_are_checked():
+    assert check_override("clob", "[x]") == "CLOB"
+    assert check_override("varchar2(200  char)", "[x]") == "VARCHAR2(200 CHAR)"
+    assert check_override("NUMBER(12, 2)", "[x]") == "NUMBER(12, 2)"
+    assert check_override("timestamp(3) with local time zone", "[x]") == "TIMESTAMP(3) WITH LOCAL TIME ZONE"
+    for bad in ("CLOB) ; DROP TABLE x --", "NUMBER, X NUMBER", "", 5, "VARCHAR2(10) DEFAULT 'a'"):
+        with pytest.raises(ConfigError, match="is not an Oracle column type"):
+            check_override(bad, "['users']['bio']")
+
+
+def test_offline_assumptions_are_19c():
+    f = OFFLINE_FEATURES
+    assert (f.version, f.max_identifier_length, f.max_string_bytes, f.json_type, f.boolean_type) == ((19, 0), 128, 4000, False, False)
+    assert ServerFeatures.from_version((12, 1)).max_identifier_length == 30
+
+
+def test_destination_widened_uses_the_oracle_rules():
+    from types import SimpleNamespace
+
+    from spool_target.load.oracle.connect import ConnectSettings
+    from spool_target.load.oracle.destination import OracleDestination
+
+    cfg = SimpleNamespace(load_strategy="insert", batch_rows=10, load_method="upsert", column_types={},
+                          varchar_length=4000, prefer_float=False, timestamp_type="timestamp_tz", max_identifier_length=None)
+    dest = OracleDestination(ConnectSettings(user="u", label="oracle://u@h/s", password="p"), cfg)
+    assert dest.widened(ColumnInfo("C", "VARCHAR2(10 CHAR)", "string"), ColumnSpec("C", "string", 20)) == ColumnSpec("C", "string", 20)
+    assert dest.widened(ColumnInfo("C", "NUMBER(12,2)", None), ColumnSpec("C", "string")) is None
+    assert dest.sql_type(ColumnSpec("C", "string", 5000)) == "CLOB"
+    cfg.max_identifier_length = 31
+    assert OracleDestination(ConnectSettings(user="u", label="x", password="p"), cfg).rules.max_bytes == 31
+    cfg.max_identifier_length = 20
+    with pytest.raises(ConfigError, match="between 30 and 128"):
+        OracleDestination(ConnectSettings(user="u", label="x", password="p"), cfg)
+
+
+def test_batches_are_cast_to_what_the_target_columns_bind():
+    """Widened columns get values as text in the same format SQL writes for old rows."""
+    from datetime import date, datetime, timezone
+
+    import oracledb
+    import pyarrow as pa
+
+    from spool_target.load.oracle.binds import BindColumn, empty_key_mask, prepare, text_extent
+
+    batch = pa.RecordBatch.from_pydict({
+        "I": pa.array([7, None], pa.int64()),
+        "F": pa.array([0.5, 2.0], pa.float64()),
+        "B": pa.array([True, None]),
+        "TS": pa.array([datetime(2024, 1, 2, 3, 4, 5, 6, tzinfo=timezone.utc), None], pa.timestamp("us", tz="UTC")),
+        "D": pa.array([date(2024, 1, 2), None], pa.date32()),
+        "S": pa.array(["", "é"]),
+    })
+    cols = [
+        BindColumn("I", "integer", parse_type("VARCHAR2(20 CHAR)")),
+        BindColumn("F", "number", parse_type("CLOB")),
+        BindColumn("B", "boolean", parse_type("NUMBER(1)")),
+        BindColumn("TS", "timestamp", parse_type("TIMESTAMP(6) WITH TIME ZONE")),
+        BindColumn("D", "date", parse_type("TIMESTAMP(6) WITH TIME ZONE")),
+        BindColumn("S", "string", parse_type("JSON")),
+    ]
+    out = prepare(batch, cols)
+    assert out.column("I").to_pylist() == ["7", None]
+    assert out.column("F").type == pa.large_string() and out.column("F").to_pylist() == ["0.5", "2"]
+    assert out.column("B").type == pa.int8() and out.column("B").to_pylist() == [1, None]
+    assert out.column("TS").type == pa.timestamp("us") and out.column("TS")[0].as_py() == datetime(2024, 1, 2, 3, 4, 5, 6)
+    assert out.column("D").type == pa.timestamp("us")
+    oracledb.from_arrow(out)  # the driver accepts every column
+    text = prepare(batch, [BindColumn("TS", "timestamp", parse_type("VARCHAR2(27 CHAR)"))])
+    assert text.column("TS").to_pylist() == ["2024-01-02T03:04:05.000006Z", None]
+    assert empty_key_mask(batch, ["S", "I"]).to_pylist() == [True, False]
+    assert empty_key_mask(batch, ["I"]) is None
+    assert text_extent(batch.column("S"), "string") == (1, 2)

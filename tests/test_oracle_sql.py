@@ -1,0 +1,245 @@
+"""Golden tests for every statement the Oracle destination generates.
+
+No Oracle server runs here, so these texts are what was reviewed; docs/oracle.md
+says which of them were never executed against a live server.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+
+from spool_target.load.destination import ColumnInfo, ColumnSpec
+from spool_target.load.oracle.binds import BindColumn, bind_order
+from spool_target.load.oracle.connect import ConnectSettings
+from spool_target.load.oracle.planning import PlanDestination, render
+from spool_target.load.oracle.sql import OracleSQL, Statement, can_modify_in_place, h8, text_expr
+from spool_target.load.oracle.types import parse_type
+from spool_target.naming import ORACLE, ORACLE_30, TableRef
+
+SQL = OracleSQL(ORACLE, "APP")
+USERS = TableRef(None, "USERS")
+T = parse_type
+
+
+def test_ledger_statements():
+    create = SQL.create_ledger()
+    assert create.sql == (
+        'CREATE TABLE "APP"."SPOOL_LEDGER" (\n'
+        '  "SPOOL_ID" VARCHAR2(64 CHAR) NOT NULL,\n'
+        '  "ITEM" VARCHAR2(512 CHAR) NOT NULL,\n'
+        '  "KIND" VARCHAR2(32 CHAR) NOT NULL,\n'
+        '  "STREAM" VARCHAR2(1000 CHAR) NOT NULL,\n'
+        '  "TABLE_NAME" VARCHAR2(300 CHAR) NOT NULL,\n'
+        '  "ROW_COUNT" NUMBER(19) NOT NULL,\n'
+        '  "SHA256" VARCHAR2(64 CHAR),\n'
+        '  "RUN_ID" VARCHAR2(64 CHAR) NOT NULL,\n'
+        '  "LOADED_AT" TIMESTAMP(6) WITH TIME ZONE DEFAULT SYSTIMESTAMP NOT NULL,\n'
+        '  CONSTRAINT "SPOOL_LEDGER_PK" PRIMARY KEY ("SPOOL_ID", "ITEM")\n'
+        ")"
+    )
+    assert create.done == ("ORA-00955",)
+    assert SQL.read_ledger().sql == (
+        'SELECT "ITEM", "KIND", "STREAM", "TABLE_NAME", "ROW_COUNT", SYS_EXTRACT_UTC("LOADED_AT") '
+        'FROM "APP"."SPOOL_LEDGER" WHERE "SPOOL_ID" = :1'
+    )
+    assert SQL.ledger_items_in(3).sql == 'SELECT "ITEM" FROM "APP"."SPOOL_LEDGER" WHERE "SPOOL_ID" = :1 AND "ITEM" IN (:2, :3, :4)'
+    assert SQL.insert_ledger().sql == (
+        'INSERT INTO "APP"."SPOOL_LEDGER" ("SPOOL_ID", "ITEM", "KIND", "STREAM", "TABLE_NAME", "ROW_COUNT", "SHA256", "RUN_ID") '
+        "VALUES (:1, :2, :3, :4, :5, :6, :7, :8)"
+    )
+    assert OracleSQL(ORACLE, None).ledger == '"SPOOL_LEDGER"'
+
+
+def test_create_table_with_key_checks_and_a_long_name_at_30_bytes():
+    cols = [("ID", "NUMBER(38)"), ("OK", 'NUMBER(1) CHECK ("OK" IN (0, 1))'), ("DOC", 'CLOB CHECK ("DOC" IS JSON)')]
+    assert SQL.create_table(TableRef("CRM", "USERS"), cols, ["ID"]).sql == (
+        'CREATE TABLE "CRM"."USERS" (\n'
+        '  "ID" NUMBER(38) NOT NULL,\n'
+        '  "OK" NUMBER(1) CHECK ("OK" IN (0, 1)),\n'
+        '  "DOC" CLOB CHECK ("DOC" IS JSON),\n'
+        '  CONSTRAINT "USERS_PK" PRIMARY KEY ("ID")\n'
+        ")"
+    )
+    assert SQL.create_table(USERS, cols[:1], []).sql == 'CREATE TABLE "APP"."USERS" (\n  "ID" NUMBER(38)\n)'
+    long = "CUSTOMER_LIFETIME_VALUE_HISTORY"[:30]
+    pk = OracleSQL(ORACLE_30, None).constraint_name(long, "PK")
+    assert len(pk) == 30 and pk == f"{long[:18]}_{h8(long)}_PK"
+
+
+def test_add_and_modify_columns():
+    add = SQL.add_column(USERS, "NOTE", "VARCHAR2(4000 CHAR)")
+    assert add.sql == 'ALTER TABLE "APP"."USERS" ADD ("NOTE" VARCHAR2(4000 CHAR))' and add.done == ("ORA-01430",)
+    assert SQL.modify_column(USERS, "NOTE", "VARCHAR2(8000 CHAR)").sql == 'ALTER TABLE "APP"."USERS" MODIFY ("NOTE" VARCHAR2(8000 CHAR))'
+    assert can_modify_in_place(T("VARCHAR2(10 CHAR)"), T("VARCHAR2(20 CHAR)"))
+    assert can_modify_in_place(T("NUMBER(38)"), T("NUMBER"))
+    assert not can_modify_in_place(T("VARCHAR2(10 CHAR)"), T("CLOB"))
+    assert not can_modify_in_place(T("NUMBER(38)"), T("BINARY_DOUBLE"))
+    assert not can_modify_in_place(T("DATE"), T("TIMESTAMP(6) WITH TIME ZONE"))
+
+
+def test_clob_widening_is_four_idempotent_steps():
+    steps = SQL.retype_steps(USERS, "BIO", T("VARCHAR2(4000 CHAR)"), "string", "CLOB", T("CLOB"))
+    tmp = f"SPOOL_W_{h8('BIO')}"
+    assert [s.sql for s in steps] == [
+        f'ALTER TABLE "APP"."USERS" ADD ("{tmp}" CLOB)',
+        f'UPDATE "APP"."USERS" SET "{tmp}" = TO_CLOB("BIO") WHERE "BIO" IS NOT NULL AND "{tmp}" IS NULL',
+        'ALTER TABLE "APP"."USERS" DROP COLUMN "BIO"',
+        f'ALTER TABLE "APP"."USERS" RENAME COLUMN "{tmp}" TO "BIO"',
+    ]
+    assert [s.done for s in steps] == [("ORA-01430",), (), ("ORA-00904",), ()]
+    assert [s.sql for s in SQL.retype_steps(USERS, "BIO", T("CLOB"), "string", "CLOB", T("CLOB"), from_step=4)] == [
+        f'ALTER TABLE "APP"."USERS" RENAME COLUMN "{tmp}" TO "BIO"'
+    ]
+
+
+@pytest.mark.parametrize(
+    "old,logical,new,expr",
+    [
+        ("NUMBER(38)", "integer", "VARCHAR2(20 CHAR)", 'TO_CHAR("C")'),
+        ("NUMBER", "number", "VARCHAR2(40 CHAR)",
+         """CASE WHEN "C" > -1 AND "C" < 1 AND "C" <> 0 THEN REPLACE(TO_CHAR("C", 'TM9'), '.', '0.') ELSE TO_CHAR("C", 'TM9') END"""),
+        ("NUMBER(1)", "boolean", "VARCHAR2(20 CHAR)", """CASE "C" WHEN 1 THEN 'true' WHEN 0 THEN 'false' END"""),
+        ("BOOLEAN", "boolean", "VARCHAR2(20 CHAR)", """CASE WHEN "C" THEN 'true' WHEN NOT "C" THEN 'false' END"""),
+        ("TIMESTAMP(6) WITH TIME ZONE", "timestamp", "VARCHAR2(27 CHAR)",
+         """TO_CHAR(SYS_EXTRACT_UTC("C"), 'YYYY-MM-DD"T"HH24:MI:SS.FF6"Z"')"""),
+        ("DATE", "date", "CLOB", """TO_CHAR("C", 'YYYY-MM-DD')"""),
+        ("JSON", "json", "CLOB", 'JSON_SERIALIZE("C" RETURNING CLOB)'),
+        ("DATE", "date", "TIMESTAMP(6) WITH TIME ZONE", """FROM_TZ(CAST("C" AS TIMESTAMP(6)), 'UTC')"""),
+        ("DATE", "date", "TIMESTAMP(6)", 'CAST("C" AS TIMESTAMP(6))'),
+        ("NUMBER(38)", "integer", "BINARY_DOUBLE", 'TO_BINARY_DOUBLE("C")'),
+    ],
+)
+def test_values_are_converted_like_new_ones_during_a_widening(old: str, logical: str, new: str, expr: str):
+    steps = SQL.retype_steps(USERS, "C", T(old, is_json=logical == "json"), logical, new, T(new))
+    assert steps[1].sql == f'UPDATE "APP"."USERS" SET "SPOOL_W_{h8("C")}" = {expr} WHERE "C" IS NOT NULL AND "SPOOL_W_{h8("C")}" IS NULL'
+    assert text_expr('"C"', T("VARCHAR2(5 CHAR)"), "string") == '"C"'
+
+
+def test_insert_binds_timestamps_through_from_tz_and_clobs_last():
+    binds = [
+        BindColumn("BIO", "string", T("CLOB")),
+        BindColumn("ID", "integer", T("NUMBER(38)")),
+        BindColumn("AT", "timestamp", T("TIMESTAMP(6) WITH TIME ZONE")),
+        BindColumn("DAY", "date", T("TIMESTAMP(6) WITH TIME ZONE")),
+        BindColumn("PLAIN", "timestamp", T("TIMESTAMP(6)")),
+    ]
+    ordered = bind_order(binds)
+    assert [b.name for b in ordered] == ["ID", "AT", "DAY", "PLAIN", "BIO"]
+    assert SQL.insert_values(SQL.table(USERS), ordered).sql == (
+        'INSERT INTO "APP"."USERS" ("ID", "AT", "DAY", "PLAIN", "BIO") '
+        "VALUES (:1, FROM_TZ(:2, 'UTC'), FROM_TZ(:3, 'UTC'), :4, :5)"
+    )
+
+
+def test_merge_latest_record_per_key_soft_and_hard():
+    staged = [("ID", T("NUMBER(38)")), ("NAME", T("VARCHAR2(100 CHAR)")), ("SDC_SEQUENCE", T("NUMBER(38)")),
+              ("SDC_DELETED_AT", T("TIMESTAMP(6) WITH TIME ZONE"))]
+    soft = SQL.merge(USERS, "SPOOL_STAGE_A_B", ["ID"], staged, ["OLD"], meta_sequence="SDC_SEQUENCE",
+                     meta_deleted="SDC_DELETED_AT", hard=False)
+    assert soft.sql == (
+        'MERGE INTO "APP"."USERS" t\n'
+        "USING (\n"
+        '  SELECT "ID", "NAME", "SDC_SEQUENCE", "SDC_DELETED_AT"\n'
+        "  FROM (\n"
+        '    SELECT s.*, ROW_NUMBER() OVER (PARTITION BY s."ID" ORDER BY s."SDC_SEQUENCE" DESC) AS SPOOL_RN\n'
+        '    FROM "APP"."SPOOL_STAGE_A_B" s\n'
+        "  )\n"
+        "  WHERE SPOOL_RN = 1\n"
+        ") s\n"
+        'ON (t."ID" = s."ID")\n'
+        "WHEN MATCHED THEN UPDATE SET\n"
+        '  t."NAME" = s."NAME",\n'
+        '  t."SDC_SEQUENCE" = s."SDC_SEQUENCE",\n'
+        """  t."SDC_DELETED_AT" = FROM_TZ(s."SDC_DELETED_AT", 'UTC'),\n"""
+        '  t."OLD" = NULL\n'
+        'WHEN NOT MATCHED THEN INSERT ("ID", "NAME", "SDC_SEQUENCE", "SDC_DELETED_AT")\n'
+        """  VALUES (s."ID", s."NAME", s."SDC_SEQUENCE", FROM_TZ(s."SDC_DELETED_AT", 'UTC'))"""
+    )
+    hard = SQL.merge(USERS, "SPOOL_STAGE_A_B", ["ID"], staged, [], meta_sequence="SDC_SEQUENCE",
+                     meta_deleted="SDC_DELETED_AT", hard=True)
+    assert '  DELETE WHERE t."SDC_DELETED_AT" IS NOT NULL\nWHEN NOT MATCHED' in hard.sql
+    assert hard.sql.endswith('\n  WHERE s."SDC_DELETED_AT" IS NULL')
+    two_keys = SQL.merge(USERS, "S", ["A", "B"], [("A", T("NUMBER(38)")), ("B", T("NUMBER(38)")), ("SDC_SEQUENCE", T("NUMBER(38)"))],
+                         [], meta_sequence="SDC_SEQUENCE", meta_deleted="SDC_DELETED_AT", hard=False)
+    assert 'PARTITION BY s."A", s."B"' in two_keys.sql and 'ON (t."A" = s."A" AND t."B" = s."B")' in two_keys.sql
+
+
+def test_append_with_hard_deletes_and_overwrite_and_activate_version():
+    staged = [("ID", T("NUMBER(38)")), ("AT", T("TIMESTAMP(6) WITH TIME ZONE"))]
+    assert SQL.insert_from_stage(USERS, "STG", staged).sql == (
+        'INSERT INTO "APP"."USERS" ("ID", "AT")\nSELECT s."ID", FROM_TZ(s."AT", \'UTC\')\nFROM "APP"."STG" s'
+    )
+    assert SQL.insert_from_stage(USERS, "STG", staged, keys=["ID"], meta_deleted="DEL", meta_sequence="SEQ").sql.endswith(
+        '\nWHERE s."DEL" IS NULL\n  AND NOT EXISTS (SELECT 1 FROM "APP"."STG" d WHERE d."DEL" IS NOT NULL AND d."ID" = s."ID" AND d."SEQ" > s."SEQ")'
+    )
+    assert SQL.delete_deleted_keys(USERS, "STG", ["ID", "K2"], "DEL").sql == (
+        'DELETE FROM "APP"."USERS" t\nWHERE (t."ID", t."K2") IN (SELECT d."ID", d."K2" FROM "APP"."STG" d WHERE d."DEL" IS NOT NULL)'
+    )
+    assert SQL.delete_all(USERS).sql == 'DELETE FROM "APP"."USERS"'
+    tstz = T("TIMESTAMP(6) WITH TIME ZONE")
+    assert SQL.activate_version(USERS, "SDC_TABLE_VERSION", "SDC_DELETED_AT", tstz, hard=False).sql == (
+        """UPDATE "APP"."USERS" SET "SDC_DELETED_AT" = FROM_TZ(:1, 'UTC') """
+        'WHERE "SDC_DELETED_AT" IS NULL AND ("SDC_TABLE_VERSION" IS NULL OR "SDC_TABLE_VERSION" < :2)'
+    )
+    assert SQL.activate_version(USERS, "V", "D", T("TIMESTAMP(6)"), hard=False).sql.startswith('UPDATE "APP"."USERS" SET "D" = :1 ')
+    assert SQL.activate_version(USERS, "V", "D", tstz, hard=True).sql == 'DELETE FROM "APP"."USERS" WHERE "V" IS NULL OR "V" < :1'
+
+
+def test_staging_names_fit_30_bytes_and_the_sweep_pattern_matches_only_this_spool():
+    name = SQL.stage_name("3f0c-spool", "streams/users-1/000001.parquet")
+    assert len(name) == 29 and name == f"SPOOL_STAGE_{h8('3f0c-spool')}_{h8('streams/users-1/000001.parquet')}"
+    assert SQL.stage_pattern("3f0c-spool") == f"SPOOL\\_STAGE\\_{h8('3f0c-spool')}\\_%"
+    assert SQL.drop_table("APP", name).sql == f'DROP TABLE "APP"."{name}" PURGE' and SQL.drop_table("APP", name).done == ("ORA-00942",)
+    assert SQL.create_stage(name, [("ID", "NUMBER(38)"), ("AT", "TIMESTAMP(6)")]).sql == (
+        f'CREATE TABLE "APP"."{name}" (\n  "ID" NUMBER(38),\n  "AT" TIMESTAMP(6)\n)'
+    )
+
+
+def test_scripts_wrap_idempotent_ddl_in_plsql():
+    assert render(Statement("DELETE FROM T")) == "DELETE FROM T;"
+    assert render(Statement("CREATE TABLE T (X NUMBER)", done=("ORA-00955",), note="n")) == (
+        "-- n\nBEGIN\n  EXECUTE IMMEDIATE q'[CREATE TABLE T (X NUMBER)]';\nEXCEPTION\n  WHEN OTHERS THEN\n"
+        "    IF SQLCODE != -955 THEN RAISE; END IF;  -- ORA-00955: already done\nEND;\n/"
+    )
+
+
+# ---- the widening state machine, on a simulated catalog ------------------------------
+def _dest(columns: dict[str, str]) -> PlanDestination:
+    cfg = SimpleNamespace(load_strategy="insert", batch_rows=10, load_method="append-only", column_types={},
+                          varchar_length=4000, prefer_float=False, timestamp_type="timestamp_tz",
+                          max_identifier_length=None, spool_dir="/nonexistent")
+    dest = PlanDestination(ConnectSettings(user="u", label="oracle://u@h/s", target_schema="APP"), cfg, None, offline=True)
+    dest.connect()
+    dest.catalog[dest.rules.key("USERS")] = {n: ColumnInfo(n, t, "string") for n, t in columns.items()}
+    return dest
+
+
+def _statements(dest: PlanDestination) -> list[str]:
+    return [line.split("\n")[-1] if not line.startswith(("BEGIN", "--")) else line for line in dest.lines]
+
+
+def test_widening_resumes_where_an_interrupted_one_stopped():
+    tmp = f"SPOOL_W_{h8('BIO')}"
+    fresh = _dest({"ID": "NUMBER(38)", "BIO": "VARCHAR2(4000 CHAR)"})
+    fresh.widen_column(USERS, ColumnSpec("BIO", "string", 100_000))
+    text = "\n".join(fresh.lines)
+    assert text.count("EXECUTE IMMEDIATE") == 2 and f'ADD ("{tmp}" CLOB)' in text and 'DROP COLUMN "BIO"' in text
+    assert f'UPDATE "APP"."USERS" SET "{tmp}" = TO_CLOB("BIO")' in text and "COMMIT;" in text
+    assert text.rstrip().endswith(f'ALTER TABLE "APP"."USERS" RENAME COLUMN "{tmp}" TO "BIO";')
+    assert fresh.table_columns(USERS)["BIO"].sql_type == "CLOB"
+
+    copied = _dest({"ID": "NUMBER(38)", "BIO": "VARCHAR2(4000 CHAR)", tmp: "CLOB"})  # died after step 1 or 2
+    copied.widen_column(USERS, ColumnSpec("BIO", "string", 100_000))
+    assert "ADD (" not in "\n".join(copied.lines) and "UPDATE" in "\n".join(copied.lines)
+
+    dropped = _dest({"ID": "NUMBER(38)", tmp: "CLOB"})  # died after step 3: the engine asks to add BIO
+    assert "BIO" not in dropped.table_columns(USERS) and tmp not in dropped.table_columns(USERS)
+    dropped.add_column(USERS, ColumnSpec("BIO", "string", 100_000))
+    assert dropped.lines[-1].endswith(f'ALTER TABLE "APP"."USERS" RENAME COLUMN "{tmp}" TO "BIO";')
+    assert "ADD (" not in "\n".join(dropped.lines)
+
+    longer = _dest({"BIO": "VARCHAR2(100 CHAR)"})
+    longer.widen_column(USERS, ColumnSpec("BIO", "string", 200))
+    assert longer.lines[-1].endswith('ALTER TABLE "APP"."USERS" MODIFY ("BIO" VARCHAR2(200 CHAR));')
