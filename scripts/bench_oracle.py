@@ -6,7 +6,7 @@
     export SPOOL_TARGET_TEST_ORACLE_PASSWORD=...
     python scripts/bench_oracle.py [--records 1000000] [--runs 3] [--methods append-only,upsert]
 
-The same environment variables as the live test suite (docs/oracle.md shows
+The same environment variables as the live test suite (the README's Oracle section shows
 how to start Oracle Database Free in a container). One spool of --records
 realistic 9-field records (scripts/bench_ingest.py's generator, segments of
 100,000) is ingested once; then, per load strategy (insert: executemany in
@@ -54,7 +54,7 @@ def main() -> int:
     if not (DSN and USER and PASSWORD):
         print(
             "bench_oracle: no database to measure. Set SPOOL_TARGET_TEST_ORACLE_DSN (e.g. localhost:1521/FREEPDB1), "
-            "SPOOL_TARGET_TEST_ORACLE_USER and SPOOL_TARGET_TEST_ORACLE_PASSWORD; docs/oracle.md shows how to start "
+            "SPOOL_TARGET_TEST_ORACLE_USER and SPOOL_TARGET_TEST_ORACLE_PASSWORD; the README's Oracle section shows how to start "
             "Oracle Database Free with Docker.",
             file=sys.stderr,
         )

@@ -71,3 +71,15 @@ def manifest_entries(spool: Path) -> list[dict[str, Any]]:
 @pytest.fixture
 def spool(tmp_path: Path) -> Path:
     return tmp_path / "spool"
+
+
+@pytest.fixture(params=__import__("destinations").DEST_PARAMS)
+def dest(request: pytest.FixtureRequest, tmp_path: Path):
+    """The destination a test loads into: DuckDB here, a live Oracle where one is configured (tests/destinations.py)."""
+    from destinations import make_destination
+
+    harness = make_destination(request.param, tmp_path)
+    try:
+        yield harness
+    finally:
+        harness.close()

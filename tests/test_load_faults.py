@@ -1,7 +1,11 @@
 """Faults during `spool-target load`: SIGKILL at chosen points and at random
 moments, a destination locked by another process, corrupt and missing
 segments, leftovers of an interrupted run, a torn manifest. Each ends with
-`load --resume` and checks every record is in the table exactly once (I4)."""
+`load --resume` and checks every record is in the table exactly once (I4).
+
+The tests whose subject is the engine take ``dest`` (tests/destinations.py):
+DuckDB here, a live Oracle (both load strategies) where one is configured.
+The locked-file test is about DuckDB itself."""
 
 from __future__ import annotations
 
@@ -14,11 +18,11 @@ import sys
 import time
 from pathlib import Path
 
-import duckdb
 import pytest
 
 from conftest import cli_env, manifest_entries, record_msg, run_cli, schema_msg
-from loadkit import config_file, db_path, ingest, load, messages, query, users_stream
+from destinations import Destination
+from loadkit import db_path, ingest, load, messages, query, users_stream
 
 EVENTS = 40  # records of stream "events" (append-only checks)
 KEYS = 7  # stream "kv": 40 records over 7 keys (upsert checks)
@@ -41,17 +45,18 @@ def copy_of(template: Path, tmp_path: Path) -> Path:
     return spool
 
 
-def assert_exactly_once(spool: Path, method: str) -> None:
-    db = db_path(spool)
-    assert query(db, "SELECT count(*), count(DISTINCT _sdc_sequence), min(id), max(id) FROM events") == [(EVENTS, EVENTS, 0, EVENTS - 1)]
+def assert_exactly_once(dest: Destination, method: str) -> None:
+    events = dest.rows("events", ["_sdc_sequence", "id"], order_by=["id"])
+    assert [r[1] for r in events] == list(range(EVENTS)) and len({r[0] for r in events}) == EVENTS
     if method == "upsert":
         # the latest record per key: v is the highest i with i % KEYS == k
         expected = [(k, max(i for i in range(EVENTS) if i % KEYS == k)) for k in range(KEYS)]
-        assert query(db, "SELECT k, v FROM kv ORDER BY k") == expected
+        assert dest.rows("kv", ["k", "v"]) == expected
     else:
-        assert query(db, "SELECT count(*), count(DISTINCT v) FROM kv") == [(EVENTS, EVENTS)]
-    segments = [e["path"] for e in manifest_entries(spool) if e["kind"] == "segment"]
-    assert sorted(r[0] for r in query(db, "SELECT item FROM _spool_ledger")) == sorted(segments)
+        assert sorted(r[0] for r in dest.rows("kv", ["v"])) == list(range(EVENTS))
+    segments = [e["path"] for e in manifest_entries(dest.spool) if e["kind"] == "segment"]
+    assert [r[0] for r in dest.ledger()] == sorted(segments)
+    assert dest.staging_tables() == []  # swept by --resume, or dropped after the commit
 
 
 @pytest.mark.parametrize(
@@ -65,31 +70,33 @@ def assert_exactly_once(spool: Path, method: str) -> None:
         ("upsert", "load:after-commit:5"),  # in the second stream
     ],
 )
-def test_sigkill_at_a_point_then_resume_loads_every_record_exactly_once(template: Path, tmp_path: Path, method: str, point: str):
-    spool = copy_of(template, tmp_path)
-    cfg = str(config_file(tmp_path, load_method=method, transaction_rows=10))  # 4 units of 2 segments per stream
-    killed = load(spool, "--config", cfg, expect=-signal.SIGKILL, env={"SPOOL_TARGET_TEST_CRASH_AT": point})
+def test_sigkill_at_a_point_then_resume_loads_every_record_exactly_once(template: Path, tmp_path: Path, dest: Destination,
+                                                                        method: str, point: str):
+    copy_of(template, tmp_path)
+    settings = dict(load_method=method, transaction_rows=10)  # 4 units of 2 segments per stream
+    killed = dest.load(expect=-signal.SIGKILL, env={"SPOOL_TARGET_TEST_CRASH_AT": point}, **settings)
     assert b"load succeeded" not in killed.stderr
-    resumed = load(spool, "--config", cfg, "--resume")
+    resumed = dest.load("--resume", **settings)
     said = messages(resumed)
     assert any(m.startswith("the previous load (run ") and m.endswith("was killed; continuing from the destination's ledger") for m in said)
     assert any(m.startswith("resuming: ") for m in said)
-    assert_exactly_once(spool, method)
+    assert_exactly_once(dest, method)
 
 
-def test_sigkill_at_random_moments_then_resume(tmp_path: Path):
+def test_sigkill_at_random_moments_then_resume(dest: Destination):
     """Three kills at random moments of a load of 60 one-segment transactions:
     after the k-th commit is reported, plus a random few milliseconds, so the
     kill lands anywhere between, in or after the following commit."""
     seed = random.randrange(1 << 30)
     rng = random.Random(seed)
-    spool = tmp_path / "spool"
+    spool = dest.spool
     ingest(spool, [schema_msg("events", {"id": {"type": "integer"}}, ["id"]),
                    *(record_msg("events", {"id": i}) for i in range(120))], flush_rows=2)
-    env = cli_env({"SPOOL_TARGET_TRANSACTION_ROWS": "2"})  # one transaction per segment
+    env = cli_env({**dest.env(), "SPOOL_TARGET_TRANSACTION_ROWS": "2"})  # one transaction per segment
     for _ in range(3):
         proc = subprocess.Popen([sys.executable, "-m", "spool_target", "load", "--resume", "--spool", str(spool),
-                                 "--log-format", "json"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                                 "--log-format", "json", *dest.cli_args()], env=env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE)
         commits, wanted = 0, rng.randint(1, 12)
         for line in proc.stderr:
             commits += b'"message":"loaded 1 segment(s)' in line
@@ -99,25 +106,24 @@ def test_sigkill_at_random_moments_then_resume(tmp_path: Path):
         proc.send_signal(signal.SIGKILL)
         proc.stderr.close()
         assert proc.wait() == -signal.SIGKILL, f"seed {seed}"
-    db = db_path(spool)
-    loaded = query(db, "SELECT count(*) FROM _spool_ledger")[0][0]
+    loaded = len(dest.ledger())
     assert 3 <= loaded < 60, f"seed {seed}"
-    assert query(db, "SELECT count(*), count(DISTINCT _sdc_sequence) FROM events") == [(2 * loaded, 2 * loaded)], f"seed {seed}"
-    load(spool, "--resume")
-    assert query(db, "SELECT count(*), count(DISTINCT _sdc_sequence) FROM events") == [(120, 120)], f"seed {seed}"
-    assert query(db, "SELECT count(*) FROM _spool_ledger") == [(60,)]
+    sequences = [r[0] for r in dest.rows("events", ["_sdc_sequence"])]
+    assert len(sequences) == len(set(sequences)) == 2 * loaded, f"seed {seed}"
+    dest.load("--resume")
+    assert dest.rows("events", ["id"]) == [(i,) for i in range(120)], f"seed {seed}"
+    assert len(dest.ledger()) == 60
 
 
-def test_overwrite_killed_before_commit_keeps_the_old_rows_then_switches(tmp_path: Path):
-    spool = tmp_path / "spool"
+def test_overwrite_killed_before_commit_keeps_the_old_rows_then_switches(dest: Destination):
+    spool = dest.spool
     ingest(spool, users_stream(rows=[{"id": i, "name": "old"} for i in range(5)]))
-    load(spool, "--load-method", "overwrite")
+    dest.load("--load-method", "overwrite")
     ingest(spool, users_stream(rows=[{"id": 100 + i, "name": "new"} for i in range(4)]), flush_rows=2)
-    load(spool, "--load-method", "overwrite", expect=-signal.SIGKILL, env={"SPOOL_TARGET_TEST_CRASH_AT": "load:before-commit:1"})
-    db = db_path(spool)
-    assert query(db, "SELECT count(*), min(name), max(name) FROM users") == [(5, "old", "old")]  # never empty, never mixed
-    load(spool, "--load-method", "overwrite", "--resume")
-    assert query(db, "SELECT id FROM users ORDER BY id") == [(100,), (101,), (102,), (103,)]
+    dest.load("--load-method", "overwrite", expect=-signal.SIGKILL, env={"SPOOL_TARGET_TEST_CRASH_AT": "load:before-commit:1"})
+    assert dest.rows("users", ["id", "name"]) == [(i, "old") for i in range(5)]  # never empty, never mixed
+    dest.load("--load-method", "overwrite", "--resume")
+    assert dest.rows("users", ["id"]) == [(100,), (101,), (102,), (103,)]
 
 
 HOLD = "import duckdb, sys; c = duckdb.connect(sys.argv[1]); print('locked', flush=True); sys.stdin.read()"
@@ -158,8 +164,8 @@ def test_locked_database_is_retried_then_exits_75_and_loads_once_released(tmp_pa
     assert query(db, "SELECT count(*), count(DISTINCT id) FROM users") == [(6, 6)]
 
 
-def test_corrupt_and_missing_segments_stop_only_their_stream_then_resume(tmp_path: Path):
-    spool = tmp_path / "spool"
+def test_corrupt_and_missing_segments_stop_only_their_stream_then_resume(tmp_path: Path, dest: Destination):
+    spool = dest.spool
     msgs = []
     for stream in ("a", "b", "c"):
         msgs += [schema_msg(stream, {"id": {"type": "integer"}}, ["id"]), *(record_msg(stream, {"id": i}) for i in range(6))]
@@ -172,25 +178,24 @@ def test_corrupt_and_missing_segments_stop_only_their_stream_then_resume(tmp_pat
     corrupt.write_bytes(bytes(damaged))
     missing.rename(tmp_path / "backup.parquet")
 
-    r = load(spool, expect=5)
+    r = dest.load(expect=5)
     text = r.stderr.decode()
     assert f"segment {segs['a'][1]} (stream 'a') is corrupt: sha256" in text
     assert f"segment {segs['b'][1]} (stream 'b') is missing" in text
     assert "2 stream(s) stopped at a missing or corrupt segment" in text
-    db = db_path(spool)
     # Order is kept: a and b stop before their damaged segment, c loads fully.
-    assert query(db, "SELECT stream, count(*) FROM _spool_ledger GROUP BY stream ORDER BY stream") == [("a", 1), ("b", 1), ("c", 3)]
-    assert [query(db, f"SELECT count(*) FROM {t}")[0][0] for t in "abc"] == [2, 2, 6]
+    assert sorted(stream for _, _, stream, _ in dest.ledger()) == ["a", "b", "c", "c", "c"]
+    assert [dest.count(t) for t in "abc"] == [2, 2, 6]
 
     corrupt.write_bytes(good_bytes)
     (tmp_path / "backup.parquet").rename(missing)
-    load(spool, "--resume")
+    dest.load("--resume")
     for t in "abc":
-        assert query(db, f"SELECT count(*), count(DISTINCT id) FROM {t}") == [(6, 6)]
+        assert dest.rows(t, ["id"]) == [(i,) for i in range(6)]
 
 
-def test_resume_sweeps_staging_tables_and_ignores_uncommitted_spool_files(tmp_path: Path):
-    spool = tmp_path / "spool"
+def test_resume_sweeps_staging_tables_and_ignores_uncommitted_spool_files(dest: Destination):
+    spool = dest.spool
     ingest(spool, users_stream(rows=[{"id": i} for i in range(4)]))
     entries = manifest_entries(spool)
     segment = next(e for e in entries if e["kind"] == "segment")
@@ -199,14 +204,12 @@ def test_resume_sweeps_staging_tables_and_ignores_uncommitted_spool_files(tmp_pa
     shutil.copy(spool / segment["path"], spool / segment["path"].replace(".parquet", "-orphan.parquet"))
     with open(spool / "manifest.jsonl", "ab") as fh:
         fh.write(json.dumps({**segment, "n": 99, "path": segment["path"].replace(".parquet", "-orphan.parquet")}).encode()[:-3])
-    tag = entries[0]["spool_id"].replace("-", "")[:8]
-    con = duckdb.connect(str(db_path(spool)))
-    con.execute(f'CREATE TABLE "_spool_stage_{tag}_leftover" (x INTEGER)')
-    con.close()
+    dest.cli_args()  # (Oracle: forget what an earlier run left for this spool id first)
+    dest.execute(f'CREATE TABLE "{dest.leftover_staging_table()}" (x INTEGER)')
+    assert dest.staging_tables() == [dest.leftover_staging_table()]
 
-    r = load(spool, "--resume")
+    r = dest.load("--resume")
     assert "dropped a staging table left by an interrupted load" in messages(r)
-    db = db_path(spool)
-    assert query(db, "SELECT count(*) FROM duckdb_tables() WHERE table_name LIKE '_spool_stage_%'") == [(0,)]
-    assert query(db, "SELECT count(*) FROM users") == [(4,)]
-    assert query(db, "SELECT item FROM _spool_ledger") == [(segment["path"],)]
+    assert dest.staging_tables() == []
+    assert dest.rows("users", ["id"]) == [(i,) for i in range(4)]
+    assert [r[0] for r in dest.ledger()] == [segment["path"]]

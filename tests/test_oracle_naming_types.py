@@ -1,4 +1,4 @@
-"""Oracle names and types: golden values for the documented rules (docs/oracle.md)."""
+"""Oracle names and types: golden values for the documented rules (the README's Oracle section)."""
 
 from __future__ import annotations
 
@@ -273,3 +273,39 @@ def test_batches_are_cast_to_what_the_target_columns_bind():
     assert empty_key_mask(batch, ["S", "I"]).to_pylist() == [True, False]
     assert empty_key_mask(batch, ["I"]) is None
     assert text_extent(batch.column("S"), "string") == (1, 2)
+
+
+@pytest.mark.parametrize("version,extended,compatible,ident,expect", [
+    # V$PARAMETER not granted (None): the version decides
+    ("19.22.0.0.0", False, None, 128, (128, 4000, False, False)),
+    ("23.5.0.24.7", True, "23.0.0", 128, (128, 32767, True, True)),
+    ("23.5.0.24.7", False, "19.0.0", 128, (128, 4000, False, False)),  # a 23ai server at COMPATIBLE 19: no JSON/BOOLEAN
+    ("21.3.0.0.0", False, "20.0.0", 0, (128, 4000, True, False)),  # no max_identifier_length from the driver: by version
+    ("12.1.0.2.0", False, None, 0, (30, 4000, False, False)),
+])
+def test_server_features_from_the_version_and_the_probes(version: str, extended: bool, compatible, ident: int, expect):
+    from spool_target.load.oracle.connect import features_from_probes
+
+    f = features_from_probes(version, extended_strings=extended, compatible=compatible, max_identifier_length=ident,
+                             banner="Oracle Database", charset="AL32UTF8", current_schema="APP")
+    assert (f.max_identifier_length, f.max_string_bytes, f.json_type, f.boolean_type) == expect
+    assert (f.banner, f.charset, f.current_schema, f.version_text) == ("Oracle Database", "AL32UTF8", "APP",
+                                                                       ".".join(version.split(".")))
+
+
+def test_a_probe_falls_back_only_when_its_view_is_not_visible():
+    """Real driver errors: ORA-00942/01031/00904 mean "not granted, use the version"; a lost
+    connection (ORA-03113, remapped by the driver to DPY-4011) must not be mistaken for that."""
+    from oracledb import errors as driver_errors
+
+    from spool_target.load.oracle.connect import NOT_VISIBLE
+    from spool_target.load.oracle.errors import error_code
+
+    def server_error(code: int, text: str) -> BaseException:
+        err = driver_errors._Error(f"ORA-{code:05d}: {text}", code=code)
+        return err.exc_type(err)
+
+    assert error_code(server_error(942, "table or view does not exist")) in NOT_VISIBLE
+    assert error_code(server_error(1031, "insufficient privileges")) in NOT_VISIBLE
+    assert error_code(server_error(910, "specified length too long for its datatype")) == "ORA-00910"  # STANDARD strings
+    assert error_code(server_error(3113, "end-of-file on communication channel")) not in NOT_VISIBLE

@@ -1,6 +1,6 @@
 """Golden tests for every statement the Oracle destination generates.
 
-No Oracle server runs here, so these texts are what was reviewed; docs/oracle.md
+No Oracle server runs here, so these texts are what was reviewed; the README's Oracle section
 says which of them were never executed against a live server.
 """
 
@@ -243,3 +243,146 @@ def test_widening_resumes_where_an_interrupted_one_stopped():
     longer = _dest({"BIO": "VARCHAR2(100 CHAR)"})
     longer.widen_column(USERS, ColumnSpec("BIO", "string", 200))
     assert longer.lines[-1].endswith('ALTER TABLE "APP"."USERS" MODIFY ("BIO" VARCHAR2(200 CHAR));')
+
+
+# ---- unit programs on real segments: what load binds, checked by the real driver -------------
+def _programs(spool, features=None, **settings):
+    """Plan offline (no server) through the real engine, keeping each unit's program."""
+    from spool_target.config import load_config
+    from spool_target.load.destination import Access
+    from spool_target.load.oracle.planning import plan_script
+    from spool_target.load.oracle.types import OFFLINE_FEATURES
+    from spool_target.logs import NULL_LOG
+
+    config = load_config([], {"spool_dir": str(spool), "target_schema": "APP", **settings}, environ={})
+
+    class Recording(PlanDestination):
+        programs: list = []
+
+        def connect(self, access: Access = Access.READ_WRITE) -> None:
+            self.set_features(features or OFFLINE_FEATURES, self.default_schema)
+
+        def program(self, unit, columns, *, direct):
+            prog = super().program(unit, columns, direct=direct)
+            self.programs.append(prog)
+            return prog
+
+    dest = Recording(ConnectSettings(user="u", label="oracle://u@offline/X", target_schema="APP"), config, NULL_LOG, offline=True)
+    dest.programs = []
+    script, _ = plan_script(config, NULL_LOG, offline=True, destination=dest)
+    return dest.programs, script
+
+
+def _bound(feed):
+    """The feed's batches as they are bound, each accepted by python-oracledb's own from_arrow."""
+    import oracledb
+    import pyarrow as pa
+
+    from spool_target.load.oracle.binds import prepare
+
+    tables = [prepare(batch, feed.binds) for batch in feed.step.batches(1000)]
+    for t in tables:
+        oracledb.from_arrow(t)
+    return pa.concat_tables(tables)
+
+
+def _feeds(prog):
+    from spool_target.load.oracle.unit import Feed
+
+    return [a for a in prog.prepare + prog.work if isinstance(a, Feed)]
+
+
+def test_append_only_program_binds_segments_straight_into_the_table(spool):
+    import pyarrow as pa
+
+    from loadkit import ingest, users_stream
+    from spool_target.load.oracle.unit import Ledger
+
+    ingest(spool, users_stream(rows=[{"id": i, "name": f"n{i}"} for i in range(5)]), flush_rows=2)
+    programs, script = _programs(spool, transaction_rows=2)
+    assert len(programs) == 3 and all(not p.prepare and not p.cleanup for p in programs)  # no staging
+    assert '"ID" NUMBER(38)' in script and '"SDC_EXTRA" CLOB CHECK ("SDC_EXTRA" IS JSON)' in script
+    feeds = [f for p in programs for f in _feeds(p)]
+    assert all(f.counted and f.stmt.sql.startswith('INSERT INTO "APP"."USERS" (') for f in feeds)
+    assert all(isinstance(p.work[-1], Ledger) and len(p.work[-1].rows) == 1 for p in programs)  # one ledger row per unit
+    tables = [_bound(f) for f in feeds]
+    assert sum(t.num_rows for t in tables) == 5
+    types = dict(zip(tables[0].column_names, tables[0].schema.types))
+    assert types["ID"] == pa.int64() and types["NAME"] == pa.string()
+    assert types["SDC_RECEIVED_AT"] == pa.timestamp("us")  # naive UTC; the SQL says FROM_TZ(:n, 'UTC')
+    assert types["SDC_EXTRA"] == pa.large_string() and tables[0].column_names[-1] == "SDC_EXTRA"  # LONG, last
+
+
+def test_upsert_program_stages_rejects_empty_keys_and_merges_once(spool):
+    import pyarrow as pa
+
+    from conftest import record_msg, schema_msg
+    from loadkit import ingest
+    from spool_target.load.oracle.binds import empty_key_mask
+
+    codes = schema_msg("codes", {"code": {"type": "string"}, "label": {"type": "string"}, "ok": {"type": "boolean"}}, ["code"])
+    rows = [{"code": "", "label": "empty-1", "ok": True}, {"code": "a", "label": "a-1", "ok": False},
+            {"code": "", "label": "empty-2", "ok": None}]
+    ingest(spool, [codes, *(record_msg("codes", r) for r in rows)])
+    (prog,), script = _programs(spool, load_method="upsert")
+    assert 'CONSTRAINT "CODES_PK" PRIMARY KEY ("CODE")' in script
+    assert "rows whose key CODE is '' are rejected first (Oracle stores '' as NULL)" in script
+    (feed,) = _feeds(prog)
+    assert feed.reject_keys == ("CODE",) and feed.into.startswith('"APP"."SPOOL_STAGE_') and not feed.counted
+    batch = next(feed.step.batches(1000))
+    assert empty_key_mask(batch, feed.reject_keys).to_pylist() == [True, False, True]
+    assert _bound(feed).column("OK").type == pa.int8()  # NUMBER(1) before 23ai
+    merges = [a.stmt.sql for a in prog.work if hasattr(a, "stmt") and a.stmt.sql.startswith("MERGE")]
+    assert len(merges) == 1 and 'ON (t."CODE" = s."CODE")' in merges[0]
+    assert [a.stmt.sql for a in prog.cleanup] == [f'DROP TABLE {feed.into} PURGE']  # after the commit
+
+
+def test_direct_path_program_feeds_only_a_staging_table(spool):
+    import pyarrow as pa
+
+    from loadkit import ingest, users_stream
+
+    ingest(spool, users_stream(rows=[{"id": 1, "name": "a"}, {"id": 2, "name": "b"}]))
+    (prog,), _ = _programs(spool, load_strategy="direct-path")
+    assert prog.direct and not [a for a in prog.work if hasattr(a, "direct")]  # nothing direct in the transaction
+    (feed,) = _feeds(prog)
+    schema, stage = feed.direct
+    assert schema == "APP" and stage.startswith("SPOOL_STAGE_") and feed in prog.prepare
+    bound = _bound(feed)
+    assert bound.num_rows == 2 and bound.column("SDC_EXTRA").type == pa.string()  # VARCHAR2 staging: no CLOB binds
+    inserts = [a.stmt.sql for a in prog.work if hasattr(a, "stmt") and a.stmt.sql.startswith('INSERT INTO "APP"."USERS"')]
+    assert len(inserts) == 1 and inserts[0].endswith(f'FROM "APP"."{stage}" s')
+    assert [a.stmt.sql for a in prog.cleanup] == [f'DROP TABLE "APP"."{stage}" PURGE']
+
+
+def test_values_too_long_for_their_varchar2_widen_the_column_before_binding(spool):
+    import pyarrow as pa
+
+    from conftest import record_msg, schema_msg
+    from loadkit import ingest
+
+    props = {"id": {"type": "integer"}, "short": {"type": "string", "maxLength": 10}, "bio": {"type": "string"}}
+    ingest(spool, [schema_msg("p", props, ["id"]), record_msg("p", {"id": 1, "short": "é" * 30, "bio": "x" * 5000})])
+    (prog,), script = _programs(spool)
+    assert 'ALTER TABLE "APP"."P" MODIFY ("SHORT" VARCHAR2(30 CHAR));' in script  # in place
+    tmp = f"SPOOL_W_{h8('BIO')}"
+    assert f'ADD ("{tmp}" CLOB)' in script and f'RENAME COLUMN "{tmp}" TO "BIO"' in script  # 5000 bytes: CLOB, 4 steps
+    (feed,) = _feeds(prog)
+    names = [b.name for b in feed.binds]
+    assert all(b.target.is_long_text for b in feed.binds[names.index("BIO"):])  # LONG binds (CLOB columns) last
+    assert _bound(feed).column("BIO").type == pa.large_string()
+
+
+def test_23ai_programs_bind_booleans_and_json_as_such(spool):
+    import pyarrow as pa
+
+    from conftest import record_msg, schema_msg
+    from loadkit import ingest
+    from spool_target.load.oracle.types import ServerFeatures
+
+    props = {"id": {"type": "integer"}, "ok": {"type": "boolean"}, "doc": {"type": "object"}}
+    ingest(spool, [schema_msg("f", props, ["id"]), record_msg("f", {"id": 1, "ok": True, "doc": {"a": [1]}})])
+    (prog,), script = _programs(spool, features=ServerFeatures.from_version((23, 5), current_schema="APP"))
+    assert '"OK" BOOLEAN' in script and '"DOC" JSON' in script
+    bound = _bound(_feeds(prog)[0])
+    assert bound.column("OK").type == pa.bool_() and bound.column("DOC").to_pylist() == ['{"a":[1]}']

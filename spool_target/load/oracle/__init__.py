@@ -1,4 +1,4 @@
-"""The Oracle destination (python-oracledb). See docs/oracle.md.
+"""The Oracle destination (python-oracledb). See the Oracle section of the README.
 
 ``open_destination`` is what ``load.destination.open_destination`` calls for
 ``oracle://`` URLs. Modules here import ``oracledb`` only inside functions,

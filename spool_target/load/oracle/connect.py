@@ -270,27 +270,53 @@ def detect_features(conn: Any) -> ServerFeatures:
     """Ask the server once per connection; every probe works without special privileges."""
     import oracledb
 
-    version = tuple(int(p) for p in str(conn.version).split(".") if p.isdigit())
     try:
         _scalar(conn, "SELECT CAST(NULL AS VARCHAR2(32767)) FROM DUAL")
-        max_string = EXTENDED_STRING_BYTES
+        extended = True
     except oracledb.DatabaseError as err:
         if error_code(err) != "ORA-00910":  # specified length too long: MAX_STRING_SIZE = STANDARD
             raise
-        max_string = STANDARD_STRING_BYTES
-    compatible = _try_scalar(conn, "SELECT VALUE FROM V$PARAMETER WHERE NAME = 'compatible'")
-    compat_major = int(str(compatible).split(".")[0]) if compatible else version[0]
+        extended = False
     try:
         max_ident = int(conn.max_identifier_length or 0)
     except Exception:
         max_ident = 0
-    return ServerFeatures.from_version(
-        version,
-        max_identifier_length=max_ident or (128 if version[:2] >= (12, 2) else 30),
-        max_string_bytes=max_string,
-        json_type=version[0] >= 21 and compat_major >= 20,
-        boolean_type=version[0] >= 23 and compat_major >= 23,
+    return features_from_probes(
+        str(conn.version),
+        extended_strings=extended,
+        compatible=_try_scalar(conn, "SELECT VALUE FROM V$PARAMETER WHERE NAME = 'compatible'"),
+        max_identifier_length=max_ident,
         banner=_try_scalar(conn, "SELECT BANNER FROM V$VERSION WHERE ROWNUM = 1"),
         charset=_try_scalar(conn, "SELECT VALUE FROM NLS_DATABASE_PARAMETERS WHERE PARAMETER = 'NLS_CHARACTERSET'"),
         current_schema=_scalar(conn, "SELECT SYS_CONTEXT('USERENV', 'CURRENT_SCHEMA') FROM DUAL"),
+    )
+
+
+def features_from_probes(
+    version_text: str,
+    *,
+    extended_strings: bool,
+    compatible: Any = None,
+    max_identifier_length: int = 0,
+    banner: Any = None,
+    charset: Any = None,
+    current_schema: Any = None,
+) -> ServerFeatures:
+    """What the server can do, from its version string and the probes' answers (None: not visible).
+
+    JSON columns need 21c at COMPATIBLE 20+, BOOLEAN 23ai at COMPATIBLE 23+; an
+    unreadable ``compatible`` parameter means the version decides. A driver
+    that does not report ``max_identifier_length`` (0) gets 128 from 12.2 on, else 30.
+    """
+    version = tuple(int(p) for p in str(version_text).split(".") if p.isdigit())
+    compat_major = int(str(compatible).split(".")[0]) if compatible else version[0]
+    return ServerFeatures.from_version(
+        version,
+        max_identifier_length=max_identifier_length or (128 if version[:2] >= (12, 2) else 30),
+        max_string_bytes=EXTENDED_STRING_BYTES if extended_strings else STANDARD_STRING_BYTES,
+        json_type=version[0] >= 21 and compat_major >= 20,
+        boolean_type=version[0] >= 23 and compat_major >= 23,
+        banner=banner,
+        charset=charset,
+        current_schema=current_schema,
     )

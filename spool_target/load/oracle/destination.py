@@ -128,7 +128,7 @@ class OracleDestination(Destination):
                 f"{self.label} allows names of at most {features.max_identifier_length} bytes, "
                 f"but max_identifier_length is {self.pinned_limit}",
                 hint=f"set max_identifier_length: {features.max_identifier_length} (longer names are then cut "
-                "and end with a hash; see docs/oracle.md)",
+                "and end with a hash; see the README's Oracle section)",
             )
         limit = self.pinned_limit or features.max_identifier_length
         if limit != self.rules.max_bytes:

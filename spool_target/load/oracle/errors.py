@@ -112,7 +112,7 @@ ADVICE: dict[str, str] = {
     "ORA-02290": "a CHECK constraint refused a value (a boolean outside 0/1, or text that is not JSON)",
     "ORA-40441": "a value in a JSON column is not valid JSON",
     "ORA-00910": "a VARCHAR2 length is above the server's limit: lower varchar_length or use CLOB",
-    "ORA-00972": "an identifier is too long for this server: see the naming rules in docs/oracle.md",
+    "ORA-00972": "an identifier is too long for this server: see the naming rules in the README's Oracle section",
     "DPY-3010": "python-oracledb thin mode cannot talk to this old a server: set thick_mode: true "
     "(needs Oracle Client libraries)",
     "DPY-3015": "the account's password verifier is too old for thin mode: reset the password, "

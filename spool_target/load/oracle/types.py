@@ -1,6 +1,6 @@
 """Logical types -> Oracle column types, and back; what a server version allows.
 
-The mapping (also in docs/oracle.md):
+The mapping (also in the README's Oracle section):
 
 ===========  =========================================  ==========================================
 logical      Oracle column                              notes
