@@ -128,13 +128,28 @@ def _read_json(work_file: Path, longest_line: int, record_type: str) -> str:
     )
 
 
-def _assemble(schema: StreamSchema, source_sql: str, values: list[tuple[str, str, str, str, str]], keyed: dict[str, str]) -> ConversionQuery:
+def _assemble(
+    schema: StreamSchema,
+    src: str,
+    parts: list[str],
+    values: list[tuple[str, str, str, str, str]],
+    keyed: dict[str, str],
+) -> ConversionQuery:
     """Shared tail of both queries.
 
-    ``values``: (column, logical type, raw SQL, json_type SQL, text SQL) for
-    every column but _sdc_received_at and _sdc_sequence. ``keyed``: key
-    column -> SQL that is true when the key is missing or null.
+    ``src`` selects ``te`` (time_extracted) and ``ver`` (version) plus what
+    ``parts`` reads per value; ``values`` holds (column, logical type, raw
+    SQL, json_type SQL, text SQL) for every value pulled from the records,
+    in ``_pulled_names`` order. ``keyed``: key column -> SQL that is true
+    when the key is missing or null.
     """
+    parts = parts + ["te, json_type(te) AS tte, te ->> '$' AS ste, ver, json_type(ver) AS tver, CAST(ver AS VARCHAR) AS sver"]
+    n = len(schema.property_columns)
+    values = values[:n] + [
+        (EXTRACTED_AT, "timestamp", "te", "tte", "ste"),
+        (TABLE_VERSION, "integer", "ver", "tver", "sver"),
+    ] + values[n:]
+    source_sql = f"WITH src AS ({src}), parts AS (SELECT {', '.join(parts)} FROM src)"
     selects: list[str] = []
     reasons: list[str] = []
     for name, expr in keyed.items():
@@ -190,18 +205,11 @@ def build_fast_query(schema: StreamSchema, work_file: Path, longest_line: int = 
             values.append((name, ltype, f"v{i}", f"t{i}", f"s{i}"))
             if name in schema.key_properties:
                 keyed[name] = f"(t{i} IS NULL OR t{i} = 'NULL')"
-    parts.append("te, json_type(te) AS tte, te ->> '$' AS ste, ver, json_type(ver) AS tver, CAST(ver AS VARCHAR) AS sver")
-    n = len(schema.property_columns)
-    ordered = values[:n] + [
-        (EXTRACTED_AT, "timestamp", "te", "tte", "ste"),
-        (TABLE_VERSION, "integer", "ver", "tver", "sver"),
-    ] + values[n:]
-    source = (
-        f"WITH src AS (SELECT record AS r, time_extracted AS te, version AS ver "
-        f"FROM {_read_json(work_file, longest_line, f'STRUCT({fields})')}), "
-        f"parts AS (SELECT {', '.join(parts)} FROM src)"
+    src = (
+        f"SELECT record AS r, time_extracted AS te, version AS ver "
+        f"FROM {_read_json(work_file, longest_line, f'STRUCT({fields})')}"
     )
-    return _assemble(schema, source, ordered, keyed)
+    return _assemble(schema, src, parts, values, keyed)
 
 
 def build_query(schema: StreamSchema, work_file: Path, longest_line: int = 0) -> ConversionQuery:
@@ -216,19 +224,12 @@ def build_query(schema: StreamSchema, work_file: Path, longest_line: int = 0) ->
         values.append((name, ltype, f"v{i}", f"t{i}", f"s{i}"))
         if name in schema.key_properties:
             keyed[name] = f"(t{i} IS NULL OR t{i} = 'NULL')"
-    parts.append("te, json_type(te) AS tte, te ->> '$' AS ste, ver, json_type(ver) AS tver, CAST(ver AS VARCHAR) AS sver")
-    n = len(schema.property_columns)
-    ordered = values[:n] + [
-        (EXTRACTED_AT, "timestamp", "te", "tte", "ste"),
-        (TABLE_VERSION, "integer", "ver", "tver", "sver"),
-    ] + values[n:]
-    source = (
-        f"WITH src AS (SELECT json_extract(record, [{path_list}]) AS vals, "
+    src = (
+        f"SELECT json_extract(record, [{path_list}]) AS vals, "
         f"json_extract_string(record, [{path_list}]) AS strs, time_extracted AS te, version AS ver "
-        f"FROM {_read_json(work_file, longest_line, 'JSON')}), "
-        f"parts AS (SELECT {', '.join(parts)} FROM src)"
+        f"FROM {_read_json(work_file, longest_line, 'JSON')}"
     )
-    return _assemble(schema, source, ordered, keyed)
+    return _assemble(schema, src, parts, values, keyed)
 
 
 @dataclass
