@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -55,6 +56,33 @@ def _opt_int(v: Any) -> int | None:
     return None if v is None or v == "" else int(v)
 
 
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_duration(v: Any) -> float:
+    """Seconds in ``90s``, ``15m``, ``12h``, ``7d``, ``2w`` or combined (``1d12h``); a bare number is seconds."""
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        if v < 0:
+            raise ValueError(f"expected a duration such as 7d, 12h or 30m, got {v!r}")
+        return float(v)
+    text = str(v).strip().lower().replace(" ", "")
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = None
+    if seconds is not None and seconds >= 0:
+        return seconds
+    if not text or _DURATION_PART.sub("", text):
+        raise ValueError(f"expected a duration such as 7d, 12h or 30m, got {v!r}")
+    return float(sum(float(n) * _DURATION_UNITS[u] for n, u in _DURATION_PART.findall(text)))
+
+
+def _opt_duration(v: Any) -> float | None:
+    """A duration, or None for "" (the setting is off)."""
+    return None if v is None or v == "" else parse_duration(v)
+
+
 @dataclass(frozen=True)
 class Setting:
     name: str
@@ -74,6 +102,7 @@ class Setting:
             _bool: "boolean",
             _json_obj: "object",
             _opt_int: "integer",
+            _opt_duration: "string",  # 7d, 12h, 30m (Meltano has no duration kind)
         }.get(self.parse, "string")
 
     @property
@@ -106,6 +135,14 @@ SETTINGS: tuple[Setting, ...] = (
         "spool",
     ),
     Setting("min_free_disk_mb", int, 1024, "Warn when the spool's filesystem has less free space than this.", "spool"),
+    Setting(
+        "retention",
+        _opt_duration,
+        None,
+        "Make `load` prune as it goes: after loading, delete segments the destination's ledger confirms as "
+        "loaded once they are older than this (7d, 12h, 0s = at once). Unset: keep every segment.",
+        "spool",
+    ),
     # --- load (any destination) ---
     Setting(
         "destination",

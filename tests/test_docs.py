@@ -66,3 +66,36 @@ def test_readme_quick_start_gives_two_commands_and_the_ci_runs_the_same_tests() 
     test_command = commands[1].strip()
     ci = (ROOT / ".ci" / "run").read_text()
     assert test_command in ci
+
+
+def test_readme_raw_duckdb_queries_run_as_written(tmp_path) -> None:
+    """The spool-format section's queries, run by DuckDB from the folder that holds spool/."""
+    import duckdb
+
+    from conftest import DATA
+
+    result = run_cli("ingest", "--spool", "spool", "--input", str(DATA / "typing_rules.singer"), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    section = README.split("### Looking inside with DuckDB", 1)[1].split("\n## ", 1)[0]
+    block = re.findall(r"```sql\n(.*?)```", section, re.S)[0]
+    statements = [q.strip() for q in block.split(";") if q.strip()]
+    assert len(statements) == 4
+    con = duckdb.connect()
+    import os
+
+    old = os.getcwd()
+    os.chdir(tmp_path)
+    try:
+        results = []
+        for statement in statements:
+            code = "\n".join(line for line in statement.splitlines() if not line.lstrip().startswith("--"))
+            if code.lstrip().upper().startswith("SET"):
+                con.execute(code)
+            else:
+                results.append(con.sql(code).fetchall())
+        committed, records, rejected = results
+    finally:
+        os.chdir(old)
+    assert committed == [("t", 1, 3)]
+    assert len(records) == 3
+    assert sum(r[2] for r in rejected) == 8 and {r[0] for r in rejected} == {"t"}

@@ -10,7 +10,8 @@ from typing import Optional
 import typer
 
 from ..about import about_text
-from ..spool.ingest import IngestOptions, IngestSummary, ingest
+from ..spool.ingest import IngestOptions, IngestSummary
+from ..spool.runs import ingest_with_run_file
 from . import app
 from .common import ConfigOption, LogFormatOption, QuietOption, SpoolOption, make_config, make_log, run_command
 
@@ -30,6 +31,7 @@ def _run_ingest(
     input_file: Optional[Path],
     log_format: Optional[str],
     quiet: bool,
+    load_in_background: bool = False,
 ) -> None:
     config = make_config(config_files, spool_dir=str(spool) if spool else None, log_format=log_format)
     log = make_log(config, quiet)
@@ -50,7 +52,7 @@ def _run_ingest(
             min_free_disk_mb=config.min_free_disk_mb,
         )
         if input_file is None:
-            return ingest(options, log, sys.stdin.fileno(), out, progress)
+            return ingest_with_run_file(options, log, sys.stdin.fileno(), out, progress)
         try:
             fd = os.open(input_file, os.O_RDONLY)
         except OSError as err:
@@ -58,12 +60,25 @@ def _run_ingest(
 
             raise ConfigError(f"cannot open --input {input_file}: {err.strerror}") from None
         try:
-            return ingest(options, log, fd, out, progress)
+            return ingest_with_run_file(options, log, fd, out, progress)
         finally:
             os.close(fd)
 
-    summary = run_command(log, work)
+    # --load-in-background: a `load --follow` child drains the spool meanwhile (spool/background.py)
+    loader = None
+    if load_in_background:
+        from ..spool.background import BackgroundLoader
+
+        loader = BackgroundLoader.start(Path(config.spool_dir), config_files, log_format, quiet)
+    try:
+        summary = run_command(log, work)
+    except BaseException:
+        if loader is not None:
+            loader.finish(log)  # it still drains what this run committed
+        raise
     _report(log, summary, Path(config.spool_dir))
+    if loader is not None:
+        loader.finish(log)
 
 
 def _terminal_progress():
@@ -94,8 +109,9 @@ def _terminal_progress():
 
 
 def _report(log, summary: IngestSummary, spool: Path) -> None:
-    for stream, s in summary.streams.items():
-        log.metric("counter", "record_count", s.records, stream=stream)
+    from ..metrics import ingest_metrics
+
+    ingest_metrics(log, summary)
     rate = summary.records / summary.seconds if summary.seconds else 0.0
     log.info(
         f"ingest done: {summary.records} records in {summary.seconds:.1f}s ({rate:,.0f}/s), "
@@ -113,6 +129,13 @@ def ingest_command(
     config_files: Optional[list[Path]] = ConfigOption,
     spool: Optional[Path] = SpoolOption,
     input_file: Optional[Path] = InputOption,
+    load_in_background: bool = typer.Option(
+        False,
+        "--load-in-background",
+        help="Also run `load --follow` in a child process that loads segments as they are committed. "
+        "Ingest is never slowed or stopped by the destination; if it is down, the run ends with "
+        "`load --resume` advice.",
+    ),
     log_format: Optional[str] = LogFormatOption,
     quiet: bool = QuietOption,
 ) -> None:
@@ -122,7 +145,7 @@ def ingest_command(
     is committed to disk, so a tap's bookmark never runs ahead of the data.
     Typical use:  tap-x | spool-target ingest --config target.json > state.json
     """
-    _run_ingest(config_files, spool, input_file, log_format, quiet)
+    _run_ingest(config_files, spool, input_file, log_format, quiet, load_in_background)
 
 
 meltano_app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None)

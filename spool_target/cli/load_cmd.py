@@ -45,6 +45,16 @@ def load_command(
     load_method: Optional[str] = typer.Option(
         None, "--load-method", metavar="METHOD", help="append-only, upsert or overwrite. Default: config load_method.", show_default=False
     ),
+    follow: bool = typer.Option(
+        False,
+        "--follow",
+        help="Keep running: load segments as ingest commits them, wait and retry through outages; "
+        "SIGINT or SIGTERM stops it cleanly.",
+    ),
+    until_idle: Optional[float] = typer.Option(
+        None, "--until-idle", metavar="SECONDS", help="With --follow: exit once nothing was pending for this long.", show_default=False
+    ),
+    background_of: Optional[int] = typer.Option(None, "--background-of", hidden=True),  # set by ingest --load-in-background
     log_format: Optional[str] = LogFormatOption,
     quiet: bool = QuietOption,
 ) -> None:
@@ -53,7 +63,8 @@ def load_command(
     Each segment commits together with its row in the destination's ledger,
     so a crash or outage at any moment leaves it loaded once or still
     pending. Exit 75 means the destination stayed unavailable: nothing is
-    lost, run `spool-target load --resume` later.
+    lost, run `spool-target load --resume` later. With --follow it keeps
+    loading new segments within seconds and never exits on an outage.
     """
     from ..load.engine import RunMode, run_load
 
@@ -66,7 +77,25 @@ def load_command(
         log_format=log_format,
     )
     log = make_log(config, quiet)
-    run_command(log, lambda: run_load(config, log, RunMode.RESUME if resume else RunMode.FRESH))
+    mode = RunMode.RESUME if resume else RunMode.FRESH
+    # --- ops (load --follow, retention): see spool_target/load/follow.py and spool/prune.py ---
+    if follow or background_of is not None:
+        from ..load.follow import FollowOptions, follow_load
+
+        run_command(log, lambda: follow_load(config, log, mode, FollowOptions(until_idle, background_of=background_of)))
+        return
+    if until_idle is not None:
+        run_command(log, lambda: _usage("--until-idle needs --follow"))
+    run_command(log, lambda: run_load(config, log, mode))
+    from ..spool.prune import retention_prune
+
+    run_command(log, lambda: retention_prune(config, log))
+
+
+def _usage(message: str) -> None:
+    from ..errors import ConfigError
+
+    raise ConfigError(message)
 
 
 @app.command("status")

@@ -183,12 +183,7 @@ def pending_totals(manifest: Manifest, ledger: Mapping[str, LedgerEntry], stream
 
 
 def count_rejects(layout: SpoolLayout, stream: str) -> int:
-    """Records of ``stream`` that ingest could not type or key (one JSON line each)."""
-    total = 0
-    for path in sorted(layout.rejects_path(stream).glob("*.jsonl")):
-        try:
-            with open(path, "rb") as fh:
-                total += sum(1 for line in fh if line.strip())
-        except OSError:
-            continue  # unreadable rejects file: counts are informational
-    return total
+    """Records of ``stream`` that ingest (or a destination) rejected and no replay has committed since."""
+    from ..spool.rejects import count_open_rejects  # ops: skips rejects that `rejects replay` resolved
+
+    return count_open_rejects(layout, stream)

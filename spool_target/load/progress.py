@@ -12,6 +12,7 @@ import time
 from typing import Any, Protocol
 
 from ..logs import Log
+from ..metrics import load_metrics
 from .destination import ActivateStep, LoadUnit
 from .report import LoadReport, StreamReport
 
@@ -70,6 +71,7 @@ class LogReporter:
             )
 
     def finish(self, report: LoadReport) -> None:
+        load_metrics(self.log, report)  # Singer-style METRIC lines (ops), before the summary
         if self.log.format == "json":
             self.log.info(
                 f"load {report.state.value}: {report.rows:,} rows, {report.segments} segments in {report.seconds:.1f}s",
@@ -182,6 +184,7 @@ class RichReporter:
         if self.progress.live.is_started:
             self.progress.stop()
         self.log.stream = self._log_stream
+        load_metrics(self.log, report)  # Singer-style METRIC lines (ops), before the summary
         table = Table(title=f"load {report.state.value} ({report.run_id})")
         for i, h in enumerate(SUMMARY_HEADERS):
             table.add_column(h, justify="right" if i >= 3 else "left")

@@ -45,6 +45,7 @@ class StreamStatus:
     oldest_pending: str | None = None  # created_at of the oldest pending segment
     oldest_pending_age_seconds: float | None = None
     rejects: int = 0
+    spool_bytes: int = 0  # committed, unpruned segment files on disk (inspect.spool_usage)
 
 
 @dataclass
@@ -56,6 +57,8 @@ class StatusReport:
     destination_error: str | None = None
     streams: list[StreamStatus] = field(default_factory=list)
     last_load: dict[str, Any] | None = None
+    spool_total_bytes: int = 0  # the whole spool directory (inspect.spool_usage)
+    free_bytes: int = 0  # left on the spool's filesystem
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -66,6 +69,8 @@ class StatusReport:
             "destination_error": self.destination_error,
             "streams": [vars(s) for s in self.streams],
             "last_load": self.last_load,
+            "spool_total_bytes": self.spool_total_bytes,
+            "free_bytes": self.free_bytes,
         }
 
 
@@ -100,6 +105,10 @@ def spool_status(config: Config, log: Log) -> StatusReport:
         destination_error=error,
         last_load={k: prev.get(k) for k in ("run_id", "state", "started_at", "rows", "segments", "error")} if prev else None,
     )
+    from ..inspect import spool_usage  # disk space per stream (ops)
+
+    usage = spool_usage(layout, manifest)
+    report.spool_total_bytes, report.free_bytes = usage.total_bytes, usage.free_bytes
     now = time.time()
     for stream, binding in bindings.items():
         segments = manifest.segments(stream)
@@ -110,6 +119,8 @@ def spool_status(config: Config, log: Log) -> StatusReport:
             rows=sum(g.rows for g in segments),
             rejects=count_rejects(layout, stream),
         )
+        if stream in usage.streams:
+            s.spool_bytes = usage.streams[stream].bytes_on_disk
         if ledger is not None:
             pending = [g for g in segments if g.path not in ledger]
             s.pending_segments, s.pending_rows = len(pending), sum(g.rows for g in pending)
@@ -154,10 +165,13 @@ def render_status(report: StatusReport) -> str:
             f"destination {report.destination}: UNREACHABLE ({report.destination_error}); "
             "loaded and pending counts are unknown"
         )
+    from ..inspect import human_bytes
+
+    lines.append(f"spool size: {human_bytes(report.spool_total_bytes)} on disk, {human_bytes(report.free_bytes)} free")
     if report.last_load:
         last = report.last_load
         lines.append(f"last load: run {last['run_id']} started {last['started_at']}, {last['state']}, {last['rows'] or 0:,} rows")
-    headers = ("stream", "table", "segments", "rows", "loaded rows", "pending segs", "pending rows", "oldest pending", "rejects")
+    headers = ("stream", "table", "segments", "rows", "loaded rows", "pending segs", "pending rows", "oldest pending", "rejects", "on disk")
     rows = [
         (
             s.stream,
@@ -169,9 +183,10 @@ def render_status(report: StatusReport) -> str:
             _n(s.pending_rows),
             _age(s.oldest_pending_age_seconds),
             _n(s.rejects),
+            human_bytes(s.spool_bytes),
         )
         for s in streams
     ]
     lines.append("")
-    lines.extend(text_table(headers, rows, numeric=set(range(2, 9))))
+    lines.extend(text_table(headers, rows, numeric=set(range(2, 10))))
     return "\n".join(lines)

@@ -1,0 +1,98 @@
+"""One read of a destination's ledger, for the commands that only look at it.
+
+``sql``, ``inspect``, ``verify`` and ``prune`` need to know which segments
+the configured destination holds; none of them may create or change
+anything there, so the destination is opened read-only. What came back is a
+named state: read, never created (nothing loaded yet), or unreachable (down,
+or a DuckDB file locked by a running load). ``prune`` waits through a short
+outage (``max_wait``) and then refuses to guess; the others say "unknown".
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+from ..config import Config
+from ..errors import DestinationError, SpoolTargetError
+from ..logs import Log
+from ..spool.layout import SpoolLayout
+from ..spool.manifest import utc_now_iso
+from .destination import (
+    Access,
+    DestinationMissing,
+    DestinationSpec,
+    FailureKind,
+    LedgerEntry,
+    open_destination,
+    parse_destination,
+)
+from .retry import Backoff
+from .status import DestinationState
+
+
+@dataclass
+class LedgerSnapshot:
+    destination: str  # label, never holds a secret
+    state: DestinationState
+    entries: dict[str, LedgerEntry] = field(default_factory=dict)  # {} unless REACHABLE
+    error: str | None = None
+    read_at: str = ""
+
+    @property
+    def known(self) -> bool:
+        """Whether loaded/pending can be told for this destination."""
+        return self.state is not DestinationState.UNREACHABLE
+
+    def confirms(self, path: str, rows: int) -> bool:
+        """The ledger lists this segment, with the manifest's row count."""
+        entry = self.entries.get(path)
+        return entry is not None and entry.kind == "segment" and entry.rows == rows
+
+
+def destination_spec(config: Config, layout: SpoolLayout) -> DestinationSpec:
+    return parse_destination(config.destination, layout.root, oracle_configured=bool(config.dsn or config.host))
+
+
+def read_ledger_snapshot(
+    config: Config,
+    layout: SpoolLayout,
+    spool_id: str,
+    log: Log,
+    *,
+    max_wait: float = 0.0,
+    sleep: Callable[[float], None] = time.sleep,
+) -> LedgerSnapshot:
+    """The destination's ledger entries for this spool, read-only.
+
+    Transient failures (down, locked) are retried for ``max_wait`` seconds,
+    then give UNREACHABLE. A permanent one (bad credentials) raises
+    DestinationError with the destination's advice.
+    """
+    spec = destination_spec(config, layout)
+    dest = open_destination(spec, config, log)
+    backoff = Backoff(max_wait, cap=5.0)
+    while True:
+        try:
+            dest.connect(Access.READ_ONLY)
+            entries = dest.read_ledger(spool_id)
+            return LedgerSnapshot(dest.label, DestinationState.REACHABLE, entries, read_at=utc_now_iso())
+        except DestinationMissing:
+            return LedgerSnapshot(dest.label, DestinationState.NOT_CREATED, read_at=utc_now_iso())
+        except SpoolTargetError:
+            raise
+        except Exception as exc:
+            failure = dest.classify(exc)
+            if failure is None:
+                raise  # not a database error: a bug
+            detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            if failure.kind is FailureKind.PERMANENT:
+                raise DestinationError(f"reading the load ledger of {dest.label} failed: {detail}", hint=failure.hint) from exc
+            delay = backoff.next_delay()
+            if delay is None:
+                return LedgerSnapshot(dest.label, DestinationState.UNREACHABLE, error=detail, read_at=utc_now_iso())
+            log.warning(f"destination busy or unavailable, retrying in {delay:.1f}s: {detail}", destination=dest.label)
+            sleep(delay)
+        finally:
+            dest.close()
