@@ -19,6 +19,7 @@ class ExitCode(enum.IntEnum):
     SPOOL = 5  # spool problem: disk full, unwritable, locked, corrupt segment
     DESTINATION = 6  # permanent destination error: credentials, privileges, quota
     UNAVAILABLE = 75  # destination unavailable (EX_TEMPFAIL): nothing lost, resume later
+    INTERRUPTED = 130  # Ctrl-C / SIGINT (128 + 2): what was committed stays committed
 
 
 class SpoolTargetError(Exception):

@@ -17,7 +17,8 @@ app = typer.Typer(
         "carries on after an outage or a crash.\n\n"
         "Exit codes: 0 ok, 1 internal error, 2 usage or config error, 3 malformed input, "
         "4 too many rejects, 5 spool error (disk full, locked, corrupt), 6 permanent destination "
-        "error, 75 destination unavailable (nothing lost: run `spool-target load --resume` later)."
+        "error, 75 destination unavailable (nothing lost: run `spool-target load --resume` later), "
+        "130 interrupted."
     ),
     no_args_is_help=True,
     add_completion=False,
@@ -42,14 +43,7 @@ def _root(
 
 
 # Each module registers its commands on ``app`` when imported.
-from . import ingest_cmd  # noqa: E402,F401
-
-for _optional in ("load_cmd", "oracle_cmd", "ops_cmd"):
-    try:
-        __import__(f"{__name__}.{_optional}")
-    except ModuleNotFoundError as _err:  # a command group not built yet
-        if _err.name != f"{__name__}.{_optional}":
-            raise
+from . import ingest_cmd, load_cmd, ops_cmd, oracle_cmd  # noqa: E402,F401
 
 
 def main() -> None:

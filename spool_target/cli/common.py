@@ -62,7 +62,7 @@ def run_command(log: Log | None, fn: Callable[[], T]) -> T:
     except SpoolTargetError as err:
         _report(log, str(err), err.exit_code)
     except KeyboardInterrupt:
-        _report(log, "interrupted; everything committed so far is safe", ExitCode.INTERNAL)
+        _report(log, "interrupted; everything committed so far is safe (run `spool-target load --resume` to finish a load)", ExitCode.INTERRUPTED)
     except Exception as err:  # a bug: say so, with the traceback, scrubbed of secrets
         text = "".join(traceback.format_exception(err))
         _report(log, f"internal error (please report it): {err}\n{text}", ExitCode.INTERNAL)

@@ -73,6 +73,7 @@ class Access(enum.Enum):
 class FailureKind(enum.Enum):
     TRANSIENT = "transient"  # down, unreachable, locked, timed out: retry
     PERMANENT = "permanent"  # credentials, privileges, bad data or SQL: retrying won't help
+    INTERRUPTED = "interrupted"  # the user's Ctrl-C reached the database call: the transaction is rolled back
 
 
 @dataclass(frozen=True)

@@ -138,6 +138,8 @@ class DuckDBDestination(Destination):
     def classify(self, exc: BaseException) -> Failure | None:
         if not isinstance(exc, duckdb.Error):
             return None
+        if isinstance(exc, duckdb.InterruptException):
+            return Failure(FailureKind.INTERRUPTED)
         text = str(exc)
         # DuckDB has no error codes; a lock held by another process is only
         # recognisable by its message ("Could not set lock on file ...").

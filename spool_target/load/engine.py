@@ -495,6 +495,8 @@ class LoadEngine:
             failure = self.dest.classify(exc)
             if failure is None:
                 raise  # not a database error: a bug, reported with its traceback
+            if failure.kind is FailureKind.INTERRUPTED:
+                raise KeyboardInterrupt(what) from exc
             detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             if failure.kind is FailureKind.TRANSIENT:
                 why = f" ({failure.hint})" if failure.hint else ""  # e.g. Oracle's DPY-6005 says "cannot connect", not why

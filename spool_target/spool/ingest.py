@@ -198,7 +198,7 @@ class Ingester:
     # ----- setup -------------------------------------------------------
     def _prepare(self) -> None:
         self.layout.create_dirs()
-        self.lock = SpoolLock(self.layout.root / "ingest.lock", "ingest").acquire()
+        self.lock = SpoolLock(self.layout.root / "ingest.lock", "ingest").acquire(wait_seconds=2.0)
         self.manifest = ManifestWriter(self.layout, self.log)
         self._sweep_leftovers()
         self.last_sequence: dict[str, int] = {}

@@ -19,6 +19,7 @@ import fcntl
 import hashlib
 import os
 import re
+import time
 from pathlib import Path
 
 from ..errors import SpoolError, SpoolLocked
@@ -99,7 +100,9 @@ class SpoolLock:
         self.purpose = purpose
         self._fd = -1
 
-    def acquire(self) -> "SpoolLock":
+    def acquire(self, wait_seconds: float = 0.0) -> "SpoolLock":
+        """Take the lock, waiting up to ``wait_seconds`` for a short holder
+        (prune and verify hold the ingest lock for a moment only)."""
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -107,21 +110,27 @@ class SpoolLock:
             from ..durable import describe_os_error
 
             raise describe_os_error(err, "opening lock file", self.path) from err
-        try:
-            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = ""
+        deadline = time.monotonic() + wait_seconds
+        while True:
             try:
-                holder = os.read(self._fd, 64).decode().strip()
-            except OSError:
-                pass
-            os.close(self._fd)
-            self._fd = -1
-            raise SpoolLocked(
-                f"another {self.purpose} is already running on spool {self.path.parent}"
-                + (f" (pid {holder})" if holder else ""),
-                hint=f"wait for it to finish, or give this {self.purpose} its own --spool directory",
-            ) from None
+                fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() < deadline:
+                    time.sleep(0.05)
+                    continue
+                holder = ""
+                try:
+                    holder = os.read(self._fd, 64).decode().strip()
+                except OSError:
+                    pass
+                os.close(self._fd)
+                self._fd = -1
+                raise SpoolLocked(
+                    f"another {self.purpose} is already running on spool {self.path.parent}"
+                    + (f" (pid {holder})" if holder else ""),
+                    hint=f"wait for it to finish, or give this {self.purpose} its own --spool directory",
+                ) from None
         os.ftruncate(self._fd, 0)
         os.write(self._fd, str(os.getpid()).encode())
         return self
