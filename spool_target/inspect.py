@@ -41,6 +41,7 @@ from .schema import StreamSchema
 from .spool.convert import sql_ident, sql_literal
 from .spool.layout import SpoolLayout, require_spool
 from .spool.manifest import Manifest, read_manifest, utc_now_iso
+from .load.duckdb import SQL_TYPES as DUCKDB_TYPES
 from .spool.rejects import reject_files, resolved_path
 
 if TYPE_CHECKING:
@@ -48,16 +49,6 @@ if TYPE_CHECKING:
 
 SPOOL_SCHEMA = "spool"
 SPOOL_VIEWS = ("manifest", "segments", "rejects", "ledger", "ledger_source")
-SQL_TYPES = {
-    "integer": "BIGINT",
-    "number": "DOUBLE",
-    "string": "VARCHAR",
-    "time": "VARCHAR",
-    "json": "VARCHAR",
-    "timestamp": "TIMESTAMPTZ",
-    "date": "DATE",
-    "boolean": "BOOLEAN",
-}
 INSPECT_MARKER = "inspect_info"  # a table only inspect databases have
 
 
@@ -156,7 +147,7 @@ WHERE raw.j IS NOT NULL"""
 
 
 def _empty_stream_sql(schema: StreamSchema) -> str:
-    cols = ", ".join(f"NULL::{SQL_TYPES[c.type]} AS {sql_ident(c.name)}" for c in schema.columns)
+    cols = ", ".join(f"NULL::{DUCKDB_TYPES[c.type]} AS {sql_ident(c.name)}" for c in schema.columns)
     return f"SELECT {cols} WHERE false"
 
 

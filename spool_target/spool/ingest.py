@@ -324,8 +324,12 @@ class Ingester:
             pass
         self._check_disk()
 
+    def _rejects_file(self, stream: str) -> Path:
+        return self.layout.rejects_path(stream) / f"{self.run_id}.jsonl"
+
     def _write_rejects(self, stream: str, rejects: list[tuple[int, str, bytes]]) -> None:
-        path = self.layout.rejects_path(stream) / f"{self.run_id}.jsonl"
+        """Append rejects durably (before the segment that follows them commits)."""
+        path = self._rejects_file(stream)
         at = utc_now_iso()
         lines = b"".join(
             orjson.dumps(
@@ -678,15 +682,3 @@ def _work_file_rows(work_file: Path, wanted: set[int]) -> dict[int, bytes]:
                 found[row] = text.rstrip(b"\n")
     return found
 
-
-def ingest(
-    options: IngestOptions,
-    log: Log,
-    input_fd: int,
-    out: Callable[[bytes], None],
-    progress: Callable[[int, IngestSummary], None] | None = None,
-) -> IngestSummary:
-    """Run one ingest from ``input_fd``; STATE lines go to ``out``.
-
-    ``progress(lines_read, summary)`` is called about once per input chunk."""
-    return Ingester(options, log, out, progress).run(input_fd)

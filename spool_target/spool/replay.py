@@ -34,7 +34,7 @@ from typing import Any
 
 import orjson
 
-from ..durable import DurableAppender, write_atomic
+from ..durable import write_atomic
 from ..errors import ConfigError, SpoolError
 from ..logs import Log
 from ..schema import EXTRA_COLUMN
@@ -82,24 +82,8 @@ class _ReplayIngester(Ingester):
         super().__init__(options, log, lambda _data: None)  # no STATE in a replay's input
         self.rejects_file = replays_dir(self.layout) / self.run_id / NEW_REJECTS
 
-    def _write_rejects(self, stream: str, rejects: list[tuple[int, str, bytes]]) -> None:
-        at = utc_now_iso()
-        lines = b"".join(
-            orjson.dumps(
-                {
-                    "stream": stream,
-                    "line": line,
-                    "reason": reason,
-                    "raw": raw.decode("utf-8", "replace"),
-                    "run_id": self.run_id,
-                    "rejected_at": at,
-                }
-            )
-            + b"\n"
-            for line, reason, raw in sorted(rejects, key=lambda r: r[0])
-        )
-        with DurableAppender(self.rejects_file) as appender:
-            appender.append(lines)
+    def _rejects_file(self, stream: str) -> Path:
+        return self.rejects_file
 
 
 def replay_rejects(
