@@ -99,3 +99,15 @@ def test_readme_raw_duckdb_queries_run_as_written(tmp_path) -> None:
     assert committed == [("t", 1, 3)]
     assert len(records) == 3
     assert sum(r[2] for r in rejected) == 8 and {r[0] for r in rejected} == {"t"}
+
+
+def test_readme_demo_runs(tmp_path) -> None:
+    """The quick start's demo, smaller: ingest, load into the embedded DuckDB, status, a query."""
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "demo.py"), "--records", "3000", "--workdir", str(tmp_path / "demo")],
+        capture_output=True,
+        timeout=180,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert b"users: 3,000 rows, 3,000 distinct ids" in result.stdout
+    assert b"demo done" in result.stdout
