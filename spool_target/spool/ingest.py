@@ -23,7 +23,6 @@ import array
 import collections
 import os
 import queue
-import select
 import shutil
 import threading
 import time
@@ -43,11 +42,9 @@ from ..schema import DELETED_AT, EXTRA_COLUMN, SEQUENCE, StreamSchema, parse_sch
 from . import batch
 from .convert import Converter
 from .layout import SpoolLayout, SpoolLock, stream_dir
+from .lines import line_chunks
 from .manifest import ManifestWriter, utc_now_iso
 from .segment import write_segment
-
-READ_CHUNK = 1 << 20
-
 
 @dataclass(frozen=True)
 class IngestOptions:
@@ -606,52 +603,10 @@ class Ingester:
             self._flush_all()
 
     def _chunks(self, fd: int) -> Iterator[list[bytes]]:
-        """Complete lines, a chunk at a time. Wakes up when input is idle so
-        the flush timer (and with it STATE) keeps going on a slow tap."""
-        # The tail of an unfinished line, kept in pieces: a huge record
-        # arriving 64 KiB at a time must not be re-copied on every read.
-        carry: list[bytes] = []
-        _widen_pipe(fd)
+        # Wake up when input is idle, so the flush timer (and with it STATE)
+        # keeps going on a slow tap.
         idle_wait = max(0.05, min(1.0, self.opt.flush_interval_seconds / 4))
-        while True:
-            try:
-                ready, _, _ = select.select([fd], [], [], idle_wait)
-            except (OSError, ValueError):
-                ready = [fd]
-            if not ready:
-                self._tick()
-                continue
-            data = os.read(fd, READ_CHUNK)
-            if not data:
-                break
-            if b"\n" not in data:
-                carry.append(data)
-                continue
-            if carry:
-                carry.append(data)
-                data = b"".join(carry)
-                carry.clear()
-            lines = data.split(b"\n")
-            tail = lines.pop()
-            if tail:
-                carry.append(tail)
-            yield lines
-        if carry:
-            # The last line had no newline: take it if it is whole JSON; a
-            # truncated one fails in the loop with its line number.
-            yield [b"".join(carry)]
-
-
-def _widen_pipe(fd: int) -> None:
-    """Ask for a 1 MiB pipe buffer (Linux): fewer, larger reads from the tap."""
-    try:
-        import fcntl
-        import stat
-
-        if stat.S_ISFIFO(os.fstat(fd).st_mode):
-            fcntl.fcntl(fd, getattr(fcntl, "F_SETPIPE_SZ", 1031), READ_CHUNK)
-    except OSError:
-        pass  # not permitted or not Linux: smaller reads still work
+        return line_chunks(fd, idle_wait, self._tick)
 
 
 def _stream_of(msg: dict, line: int) -> str:

@@ -1,0 +1,63 @@
+"""Reading Singer input: complete lines, a chunk at a time, from a file descriptor.
+
+Reading big chunks and splitting them is much cheaper than reading line by
+line. ``select`` with a timeout lets the caller act while the tap is idle
+(ingest's flush timer needs that to keep STATE flowing).
+"""
+
+from __future__ import annotations
+
+import os
+import select
+from typing import Callable, Iterator
+
+READ_CHUNK = 1 << 20
+
+
+def line_chunks(fd: int, idle_wait: float, on_idle: Callable[[], None]) -> Iterator[list[bytes]]:
+    """Yield lists of complete lines (without their newline) as input arrives.
+
+    A last line without a newline is yielded at the end of input; if it is
+    truncated, the caller's JSON parser reports it with its line number.
+    """
+    # The tail of an unfinished line, kept in pieces: a huge record
+    # arriving 64 KiB at a time must not be re-copied on every read.
+    carry: list[bytes] = []
+    _widen_pipe(fd)
+    while True:
+        try:
+            ready, _, _ = select.select([fd], [], [], idle_wait)
+        except (OSError, ValueError):
+            ready = [fd]
+        if not ready:
+            on_idle()
+            continue
+        data = os.read(fd, READ_CHUNK)
+        if not data:
+            break
+        if b"\n" not in data:
+            carry.append(data)
+            continue
+        if carry:
+            carry.append(data)
+            data = b"".join(carry)
+            carry.clear()
+        lines = data.split(b"\n")
+        tail = lines.pop()
+        if tail:
+            carry.append(tail)
+        yield lines
+    if carry:
+        yield [b"".join(carry)]
+
+
+def _widen_pipe(fd: int) -> None:
+    """Ask for a 1 MiB pipe buffer (Linux): fewer, larger reads from the tap."""
+    try:
+        import fcntl
+        import stat
+
+        if stat.S_ISFIFO(os.fstat(fd).st_mode):
+            fcntl.fcntl(fd, getattr(fcntl, "F_SETPIPE_SZ", 1031), READ_CHUNK)
+    except OSError:
+        pass  # not permitted or not Linux: smaller reads still work
