@@ -42,6 +42,24 @@ LogFormatOption = typer.Option(
     show_default=False,
 )
 QuietOption = typer.Option(False, "--quiet", "-q", help="Only warnings and errors on stderr (for cron).")
+DestinationOption = typer.Option(
+    None,
+    "--destination",
+    "-d",
+    metavar="URL",
+    help="duckdb:///relative.duckdb, duckdb:////absolute/path.duckdb or oracle://user@host:port/service. "
+    "Default: config `destination`, else the embedded DuckDB file in the spool.",
+    show_default=False,
+)
+MaxWaitOption = typer.Option(
+    None,
+    "--max-wait",
+    metavar="SECONDS",
+    help="Seconds to keep retrying a destination that is down or locked before exiting 75. "
+    "Default: config max_wait_seconds (300).",
+    show_default=False,
+)
+JsonOption = typer.Option(False, "--json", help="Print one JSON object (for scripts).")
 
 
 def make_config(config_files: Optional[list[Path]], **overrides: Any) -> Config:

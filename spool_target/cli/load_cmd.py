@@ -13,17 +13,19 @@ from typing import Optional
 import typer
 
 from . import app
-from .common import ConfigOption, LogFormatOption, QuietOption, SpoolOption, make_config, make_log, run_command
-
-DestinationOption = typer.Option(
-    None,
-    "--destination",
-    "-d",
-    metavar="URL",
-    help="duckdb:///relative.duckdb, duckdb:////absolute/path.duckdb or oracle://user@host:port/service. "
-    "Default: config `destination`, else an embedded DuckDB file in the spool.",
-    show_default=False,
+from .common import (
+    ConfigOption,
+    DestinationOption,
+    JsonOption,
+    LogFormatOption,
+    MaxWaitOption,
+    QuietOption,
+    SpoolOption,
+    make_config,
+    make_log,
+    run_command,
 )
+
 
 
 @app.command("load")
@@ -34,14 +36,7 @@ def load_command(
     resume: bool = typer.Option(
         False, "--resume", help="Continue an interrupted load: report what is done, clean up, load the rest."
     ),
-    max_wait: Optional[float] = typer.Option(
-        None,
-        "--max-wait",
-        metavar="SECONDS",
-        help="Seconds to keep retrying a destination that is down or locked before exiting 75. "
-        "Default: config max_wait_seconds (300).",
-        show_default=False,
-    ),
+    max_wait: Optional[float] = MaxWaitOption,
     load_method: Optional[str] = typer.Option(
         None, "--load-method", metavar="METHOD", help="append-only, upsert or overwrite. Default: config load_method.", show_default=False
     ),
@@ -103,7 +98,7 @@ def status_command(
     config_files: Optional[list[Path]] = ConfigOption,
     spool: Optional[Path] = SpoolOption,
     destination: Optional[str] = DestinationOption,
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON object (for scripts)."),
+    as_json: bool = JsonOption,
     log_format: Optional[str] = LogFormatOption,
 ) -> None:
     """Per stream: segments and rows spooled, loaded, pending, oldest pending age, rejects, table.

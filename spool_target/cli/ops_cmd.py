@@ -15,17 +15,19 @@ from typing import Callable, Optional
 import typer
 
 from . import app
-from .common import ConfigOption, LogFormatOption, QuietOption, SpoolOption, make_config, make_log, run_command
+from .common import (
+    ConfigOption,
+    DestinationOption,
+    LogFormatOption,
+    MaxWaitOption,
+    QuietOption,
+    SpoolOption,
+    make_config,
+    make_log,
+    run_command,
+)
 from .output import choose_format, write_records, write_rows
 
-DestinationOption = typer.Option(
-    None,
-    "--destination",
-    "-d",
-    metavar="URL",
-    help="Whose ledger says what is loaded. Default: config `destination`, else the embedded DuckDB file in the spool.",
-    show_default=False,
-)
 FormatOption = typer.Option(
     None,
     "--format",
@@ -150,13 +152,7 @@ def prune_command(
         None, "--older-than", metavar="AGE", help="Only segments committed longer ago than this: 7d, 12h, 30m.", show_default=False
     ),
     dry_run: bool = typer.Option(False, "--dry-run", help="Say what would be deleted; change nothing."),
-    max_wait: Optional[float] = typer.Option(
-        None,
-        "--max-wait",
-        metavar="SECONDS",
-        help="How long to retry a busy or unreachable destination. Default: max_wait_seconds.",
-        show_default=False,
-    ),
+    max_wait: Optional[float] = MaxWaitOption,
     log_format: Optional[str] = LogFormatOption,
     quiet: bool = QuietOption,
 ) -> None:

@@ -13,7 +13,17 @@ from typing import Optional
 import typer
 
 from . import app
-from .common import ConfigOption, LogFormatOption, QuietOption, SpoolOption, make_config, make_log, run_command
+from .common import (
+    ConfigOption,
+    JsonOption,
+    LogFormatOption,
+    MaxWaitOption,
+    QuietOption,
+    SpoolOption,
+    make_config,
+    make_log,
+    run_command,
+)
 
 OracleDestinationOption = typer.Option(
     None,
@@ -29,10 +39,8 @@ def check_command(
     config_files: Optional[list[Path]] = ConfigOption,
     spool: Optional[Path] = SpoolOption,
     destination: Optional[str] = OracleDestinationOption,
-    max_wait: Optional[float] = typer.Option(
-        None, "--max-wait", help="Seconds to keep retrying an unreachable database before exiting 75.", show_default=False
-    ),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON object (for scripts)."),
+    max_wait: Optional[float] = MaxWaitOption,
+    as_json: bool = JsonOption,
     log_format: Optional[str] = LogFormatOption,
     quiet: bool = QuietOption,
 ) -> None:
