@@ -213,3 +213,31 @@ def test_resume_sweeps_staging_tables_and_ignores_uncommitted_spool_files(dest: 
     assert dest.staging_tables() == []
     assert dest.rows("users", ["id"]) == [(i,) for i in range(4)]
     assert [r[0] for r in dest.ledger()] == [segment["path"]]
+
+
+def test_ctrl_c_during_a_load_rolls_back_exits_130_and_resume_finishes(tmp_path: Path) -> None:
+    """SIGINT (Ctrl-C) mid-load: the open transaction is rolled back, the exit
+    code says "interrupted", and `load --resume` loads every record once."""
+    spool = tmp_path / "spool"
+    rows = 300_000
+    msgs = [schema_msg("big", {"id": {"type": "integer"}, "name": {"type": "string"}}, ["id"])]
+    msgs += (record_msg("big", {"id": i, "name": f"name {i}"}) for i in range(rows))
+    ingest(spool, msgs, flush_rows=10_000)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "spool_target", "load", "--spool", str(spool), "--log-format", "json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=cli_env({"SPOOL_TARGET_TRANSACTION_ROWS": "10000"}),  # one transaction per segment
+    )
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        if b'"loaded ' in line:  # the first transaction has committed
+            proc.send_signal(signal.SIGINT)
+            break
+    rest = proc.stderr.read()
+    assert proc.wait(timeout=60) == 130, rest
+    assert b"interrupted; everything committed so far is safe" in rest
+    loaded = query(db_path(spool), "SELECT count(*) FROM big")[0][0]
+    assert 0 < loaded < rows and loaded % 10_000 == 0  # whole segments only
+    load(spool, "--resume")
+    assert query(db_path(spool), "SELECT count(*), count(DISTINCT id) FROM big")[0] == (rows, rows)
