@@ -149,3 +149,21 @@ def test_ingest_in_the_background_with_the_destination_down_is_not_slowed(tmp_pa
     assert "run `spool-target load --resume` when the destination is back" in err
     cli("load", "--spool", str(spool), "--resume", "--log-format", "json")
     assert query(db, "SELECT count(*) FROM users") == [(50,)]
+
+
+def test_meltano_entry_point_can_load_in_the_background(tmp_path: Path) -> None:
+    """`target-spool --load-in-background`, as a Meltano loader would run it."""
+    spool = tmp_path / "spool"
+    config = tmp_path / "target.json"
+    config.write_text(json.dumps({"spool_dir": str(spool)}))
+    msgs = [{"type": "SCHEMA", "stream": "users", "schema": {"properties": {"id": {"type": "integer"}}}, "key_properties": ["id"]}]
+    msgs += [{"type": "RECORD", "stream": "users", "record": {"id": i}} for i in range(50)]
+    msgs.append({"type": "STATE", "value": {"done": True}})
+    result = subprocess.run(
+        [sys.executable, "-c", "from spool_target.cli import meltano_main; meltano_main()",
+         "--config", str(config), "--load-in-background", "--log-format", "json"],
+        input="".join(json.dumps(m) + "\n" for m in msgs).encode(), capture_output=True, env=cli_env(), timeout=60,
+    )
+    assert result.returncode == 0, result.stderr.decode()
+    assert json.loads(result.stdout) == {"done": True}
+    assert query(spool / "spool.duckdb", "SELECT count(*), count(DISTINCT id) FROM users") == [(50, 50)]

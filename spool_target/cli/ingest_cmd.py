@@ -25,6 +25,15 @@ InputOption = typer.Option(
 )
 
 
+LoadInBackgroundOption = typer.Option(
+    False,
+    "--load-in-background",
+    help="Also run `load --follow` in a child process that loads segments as they are committed. "
+    "Ingest is never slowed or stopped by the destination; if it is down, the run ends with "
+    "`load --resume` advice.",
+)
+
+
 def _run_ingest(
     config_files: Optional[list[Path]],
     spool: Optional[Path],
@@ -129,13 +138,7 @@ def ingest_command(
     config_files: Optional[list[Path]] = ConfigOption,
     spool: Optional[Path] = SpoolOption,
     input_file: Optional[Path] = InputOption,
-    load_in_background: bool = typer.Option(
-        False,
-        "--load-in-background",
-        help="Also run `load --follow` in a child process that loads segments as they are committed. "
-        "Ingest is never slowed or stopped by the destination; if it is down, the run ends with "
-        "`load --resume` advice.",
-    ),
+    load_in_background: bool = LoadInBackgroundOption,
     log_format: Optional[str] = LogFormatOption,
     quiet: bool = QuietOption,
 ) -> None:
@@ -158,6 +161,7 @@ def _meltano(
     input_file: Optional[Path] = InputOption,
     about: bool = typer.Option(False, "--about", help="Describe this target and its settings, then exit."),
     about_format: str = typer.Option("text", "--format", help="Format of --about: text, json or markdown."),
+    load_in_background: bool = LoadInBackgroundOption,
     log_format: Optional[str] = LogFormatOption,
     quiet: bool = QuietOption,
 ) -> None:
@@ -165,4 +169,4 @@ def _meltano(
     if about:
         typer.echo(about_text(about_format))
         raise typer.Exit()
-    _run_ingest(config_files, spool, input_file, log_format, quiet)
+    _run_ingest(config_files, spool, input_file, log_format, quiet, load_in_background)

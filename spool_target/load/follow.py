@@ -283,11 +283,15 @@ class Follower:
         """The spool's load lock, once any other load lets go; None if stopped or
         asked to drain meanwhile (the other load, or the next, loads the rest)."""
         said = False
-        while not self.signals.stop and not self.signals.drain:
+        while not self.signals.stop:
             self._check_parent()
             try:
                 return SpoolLock(self.layout.root / "load.lock", "load").acquire()
             except SpoolLocked as err:
+                # A drain request (a short ingest ends before we even start)
+                # still gets one try above: only a real other load locks us out.
+                if self.signals.drain:
+                    return None
                 if not said:
                     self.log.info(f"{err.message}; waiting for it to finish")
                     said = True
