@@ -138,7 +138,7 @@ def verify_segment(layout: SpoolLayout, manifest: Manifest, segment: Segment) ->
     """
     label = f"{segment.path} (stream {segment.stream!r})"
     file = layout.root / segment.path
-    check_segment(file, segment.rows, segment.sha256, label=label)
+    meta = check_segment(file, segment.rows, segment.sha256, label=label)
     try:
         schema = manifest.schema_of(segment)
     except KeyError:
@@ -146,7 +146,6 @@ def verify_segment(layout: SpoolLayout, manifest: Manifest, segment: Segment) ->
             f"segment {label} refers to schema {segment.schema_id}, which the manifest does not hold",
             hint="the manifest was edited or damaged; restore it from a backup",
         ) from None
-    meta = pq.ParquetFile(file).metadata
     found = [meta.schema.column(i).name for i in range(meta.num_columns)]
     wanted = [c.name for c in schema.columns]
     if found != wanted:

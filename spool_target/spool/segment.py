@@ -55,8 +55,10 @@ def write_segment(table: pa.Table, tmp_path: Path, final_path: Path) -> tuple[in
     return size, digest
 
 
-def check_segment(path: Path, rows: int, sha256: str, *, label: str) -> None:
-    """Raise SegmentCorrupt unless the file is there and matches its entry."""
+def check_segment(path: Path, rows: int, sha256: str, *, label: str) -> pq.FileMetaData:
+    """Raise SegmentCorrupt unless the file is there and matches its entry.
+
+    Returns the Parquet footer it read, so callers need not read it again."""
     if not path.exists():
         raise SegmentCorrupt(
             f"segment {label} is missing ({path})",
@@ -70,8 +72,9 @@ def check_segment(path: Path, rows: int, sha256: str, *, label: str) -> None:
             hint="restore the file from a backup; later segments of this stream wait so that order is kept",
         )
     try:
-        found = pq.ParquetFile(path).metadata.num_rows
+        meta = pq.ParquetFile(path).metadata
     except Exception as err:  # pyarrow raises several types for a damaged file
         raise SegmentCorrupt(f"segment {label} is not readable Parquet: {err}") from err
-    if found != rows:
-        raise SegmentCorrupt(f"segment {label} holds {found} rows but the manifest says {rows}")
+    if meta.num_rows != rows:
+        raise SegmentCorrupt(f"segment {label} holds {meta.num_rows} rows but the manifest says {rows}")
+    return meta
