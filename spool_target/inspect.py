@@ -38,7 +38,7 @@ from .config import Config
 from .errors import ConfigError, SpoolError
 from .logs import Log
 from .schema import StreamSchema
-from .spool.convert import sql_ident, sql_literal
+from .sqltext import sql_ident, sql_literal
 from .spool.layout import SpoolLayout, require_spool
 from .spool.manifest import Manifest, read_manifest, utc_now_iso
 from .load.duckdb import SQL_TYPES as DUCKDB_TYPES

@@ -8,23 +8,28 @@ each destination module, the SQL type. The rules (also in the README):
 JSON Schema                          logical type  Arrow type in the spool
 ==================================  ============  ==============================
 integer                              integer       int64
-number (or integer|number)           number        float64
+number (or integer|number)           number        float64 (every value of the segment
+                                     or decimal    is exactly a double) or the JSON text
+                                                   as sent (see ``numbers.py``)
 string                               string        string
 string, format date-time             timestamp     timestamp[us, UTC]
 string, format date                  date          date32
 string, format time                  time          string (as sent, validated)
 boolean                              boolean       bool
 object, array, {} , several types    json          string holding JSON text
+a key with several scalar types      string        string (non-strings as their JSON text)
 ==================================  ============  ==============================
 
 ``null`` in a type list (or an ``anyOf`` branch) only makes the column
 nullable. Every column is nullable in the spool; the schema's wish is kept
 in ``Column.nullable`` for the destination's DDL.
 
-Values that do not fit their column go to rejects (never silently nulled):
-an integer beyond 64 bits or with a fraction, a string that is not a
-date-time, a non-boolean in a boolean column. A string column accepts any
-JSON value: non-strings are kept as their JSON text, which is lossless.
+Values that do not fit their column go to rejects (never silently nulled,
+rounded or clamped): an integer beyond 64 bits or with a fraction, a number
+beyond 38 significant digits, a string that is not an ISO 8601 date-time, a
+non-boolean in a boolean column. A string column accepts any JSON value:
+non-strings are kept as their JSON text exactly as sent. The typing itself
+lives in ``spool/records.py`` (decoding) and ``spool/columns.py`` (Arrow).
 
 Properties a record carries but its schema does not declare are kept, as a
 JSON object, in the ``_sdc_extra`` column (see ``EXTRA_COLUMN``).
@@ -41,11 +46,12 @@ import pyarrow as pa
 
 from .errors import InputError
 
-LOGICAL_TYPES = ("integer", "number", "string", "timestamp", "date", "time", "boolean", "json")
+LOGICAL_TYPES = ("integer", "number", "decimal", "string", "timestamp", "date", "time", "boolean", "json")
 
 ARROW_TYPES: dict[str, pa.DataType] = {
     "integer": pa.int64(),
     "number": pa.float64(),
+    "decimal": pa.string(),  # a number column's exact JSON text, when a segment holds non-doubles
     "string": pa.string(),
     "timestamp": pa.timestamp("us", tz="UTC"),
     "date": pa.date32(),
@@ -78,7 +84,10 @@ METADATA_NAMES = frozenset(name for name, _ in METADATA_COLUMNS)
 # between a table and a segment. Anything not covered widens to "json"
 # (text), which can hold every value losslessly.
 _WIDER: dict[frozenset[str], str] = {
-    frozenset({"integer", "number"}): "number",
+    # A double cannot hold every int64 (2^53 + 1): exact text holds both.
+    frozenset({"integer", "number"}): "decimal",
+    frozenset({"integer", "decimal"}): "decimal",
+    frozenset({"number", "decimal"}): "decimal",
     frozenset({"date", "timestamp"}): "timestamp",
 }
 
@@ -198,8 +207,15 @@ def _types_of(node: dict[str, Any]) -> tuple[set[str], bool, dict[str, Any]]:
     return types, "null" in declared, node
 
 
-def logical_type(node: dict[str, Any]) -> tuple[str, bool, int | None]:
-    """Map one property's JSON Schema to (logical type, nullable, max_length)."""
+_SCALARS = frozenset({"string", "integer", "number", "boolean"})
+
+
+def logical_type(node: dict[str, Any], *, key: bool = False) -> tuple[str, bool, int | None]:
+    """Map one property's JSON Schema to (logical type, nullable, max_length).
+
+    A key whose types mix strings with other scalars is a string column (other
+    scalars kept as their JSON text), so that a key is stored the same way
+    whether its schema says ``string`` or ``["string", "integer"]``."""
     types, nullable, detail = _types_of(node)
     fmt = detail.get("format")
     max_length = detail.get("maxLength")
@@ -211,7 +227,9 @@ def logical_type(node: dict[str, Any]) -> tuple[str, bool, int | None]:
         return "number", nullable, None
     if types == {"boolean"}:
         return "boolean", nullable, None
-    if types == {"string"}:
+    if types == {"string"} or (key and "string" in types and types <= _SCALARS):
+        if types != {"string"}:
+            return "string", nullable, max_length
         if fmt == "date-time":
             return "timestamp", nullable, None
         if fmt == "date":
@@ -254,7 +272,7 @@ def parse_schema_message(
     for name, node in props.items():
         if name in METADATA_NAMES:
             continue  # _sdc_deleted_at and friends: always present as metadata
-        ltype, nullable, max_length = logical_type(node)
+        ltype, nullable, max_length = logical_type(node, key=name in key_properties)
         if name in key_properties:
             nullable = False
         columns.append(Column(name, ltype, nullable, max_length))

@@ -75,7 +75,8 @@ def test_state_waits_for_records_of_every_stream(spool: Path) -> None:
     ]
     result = run_cli("ingest", "--spool", str(spool), input=singer_lines(msgs))
     assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines() == [b'{"bookmark":1}']
+    # exactly the text the tap sent (json.dumps spaces included): I8
+    assert result.stdout.splitlines() == [json.dumps({"bookmark": 1}).encode()]
     entries = manifest_entries(spool)
     state_at = next(i for i, e in enumerate(entries) if e["kind"] == "state")
     committed_before = {e["stream"] for e in entries[:state_at] if e["kind"] == "segment"}
@@ -169,7 +170,7 @@ def test_record_before_schema_stops_with_stream_and_line(spool: Path) -> None:
     assert result.returncode == 3
     assert b"input line 4: RECORD for stream 'orders' arrived before any SCHEMA for it" in result.stderr
     # The STATE before the bad line covers committed data, so it was emitted.
-    assert result.stdout == b'{"users":1}\n'
+    assert result.stdout == b'{"users": 1}\n'  # as the tap sent it
     assert [r["id"] for r in segment_rows(spool)] == [1]
 
 
@@ -197,14 +198,14 @@ def test_truncated_last_line_is_reported_like_a_malformed_one(spool: Path) -> No
     result = run_cli("ingest", "--spool", str(spool), input=data)
     assert result.returncode == 3
     assert b"input line 5: not valid JSON" in result.stderr
-    assert result.stdout == b'{"s":1}\n'
+    assert result.stdout == b'{"s": 1}\n'  # as the tap sent it
 
 
 def test_last_line_without_newline_is_accepted(spool: Path) -> None:
     data = singer_lines(users(2)) + json.dumps(state_msg({"s": 2})).encode()
     result = run_cli("ingest", "--spool", str(spool), input=data)
     assert result.returncode == 0, result.stderr
-    assert result.stdout == b'{"s":2}\n'
+    assert result.stdout == b'{"s": 2}\n'  # as the tap sent it
 
 
 def test_schema_updates_start_new_segments_and_keep_each_schema(spool: Path) -> None:

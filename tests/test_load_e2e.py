@@ -169,10 +169,10 @@ def test_schema_evolution_adds_and_widens_columns_without_losing_values(dest: De
         (None, None, None, True), (None, None, None, None)]
     widened = [m for m in messages(r) if m.startswith("widened column")]
     if dest.dialect == "duckdb":
+        # integer + number: a DOUBLE cannot hold every BIGINT exactly (2^53 + 1), so exact text (I8)
         assert widened == [
-            "widened column score of table s: BIGINT -> DOUBLE (a segment holds number values)",
+            "widened column score of table s: BIGINT -> VARCHAR (a segment holds number values)",
             "widened column day of table s: DATE -> TIMESTAMP WITH TIME ZONE (a segment holds timestamp values)",
-            "widened column score of table s: DOUBLE -> VARCHAR (a segment holds string values)",
         ]
         assert "added column note (string) to table s" in messages(r)
     else:  # the three type changes, and BIO: VARCHAR2(10 CHAR) -> CLOB for a 10000-byte value

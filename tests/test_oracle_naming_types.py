@@ -178,7 +178,7 @@ def test_dictionary_rows_are_spelled_like_generated_types():
     "have,have_type,want,want_len,expected",
     [
         ("integer", "NUMBER(38)", "integer", None, None),
-        ("integer", "NUMBER(38)", "number", None, ("number", None)),
+        ("integer", "NUMBER(38)", "number", None, ("decimal", None)),  # exact: NUMBER, never a float step
         ("number", "NUMBER", "integer", None, None),
         ("date", "DATE", "timestamp", None, ("timestamp", None)),
         ("timestamp", "TIMESTAMP(6)", "timestamp", None, None),  # never re-typed by a changed setting

@@ -385,4 +385,4 @@ def test_23ai_programs_bind_booleans_and_json_as_such(spool):
     (prog,), script = _programs(spool, features=ServerFeatures.from_version((23, 5), current_schema="APP"))
     assert '"OK" BOOLEAN' in script and '"DOC" JSON' in script
     bound = _bound(_feeds(prog)[0])
-    assert bound.column("OK").type == pa.bool_() and bound.column("DOC").to_pylist() == ['{"a":[1]}']
+    assert bound.column("OK").type == pa.bool_() and bound.column("DOC").to_pylist() == ['{"a": [1]}']  # the text as sent (I8)

@@ -5,7 +5,8 @@ reader, ``read_parquet``, straight from the segment files: no Python per
 row, memory bounded by DuckDB's streaming) and the ledger rows commit
 together or not at all; DuckDB's WAL makes that hold across SIGKILL.
 
-Types: integer BIGINT, number DOUBLE, string/time/json VARCHAR (json as its
+Types: integer BIGINT, number DOUBLE, decimal (a number that is not
+exactly a double) and string/time/json VARCHAR (json as its
 text: a column widened from string to json keeps plain strings as they
 are), timestamp TIMESTAMPTZ (UTC), date DATE, boolean BOOLEAN.
 
@@ -59,6 +60,7 @@ from .destination import (
 SQL_TYPES = {
     "integer": "BIGINT",
     "number": "DOUBLE",
+    "decimal": "VARCHAR",  # exact text: DuckDB has no numeric type for every 38-digit decimal
     "string": "VARCHAR",
     "time": "VARCHAR",
     "json": "VARCHAR",

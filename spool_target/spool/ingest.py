@@ -1,12 +1,17 @@
 """Phase one: read Singer messages, write a durable spool, emit STATE when safe.
 
-Two threads share the work. The *reader* (the caller's thread) parses each
-line once, checks the message, and appends RECORD lines to a per-stream work
-file under ``tmp/``. When a stream's buffer is big enough, or on a timer, it
-hands the buffer to the *committer* thread, which types it in bulk
-(``convert.py``), writes rejects, writes the Parquet segment durably and
+Two threads share the work. The *reader* (the caller's thread) decodes each
+RECORD line once, with a decoder built for its stream's schema
+(``records.py``), into a row of exact values, and appends the line itself
+to a per-stream work file under ``tmp/`` (the reject file quotes it byte for
+byte). When a stream's buffer is big enough, or on a timer, it hands the
+buffer to the *committer* thread, which types its columns
+(``columns.py``), writes rejects, writes the Parquet segment durably and
 appends its manifest entry. Jobs run strictly in order, so the manifest
 order is the input order per stream (I6).
+
+I8: a value is never re-rendered on the way: numbers, JSON text and the
+STATE value travel as the tap's own text until they are typed exactly.
 
 STATE (I1): a STATE is parked until every record before it sits in a
 committed segment. It is released at a "full flush point" (no stream holds
@@ -28,9 +33,11 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import IO, Any, Callable, Iterator
 
+import msgspec
 import orjson
 import pyarrow as pa
 
@@ -38,13 +45,18 @@ from ..durable import DurableAppender, describe_os_error
 from ..errors import InputError, SpoolError, TooManyRejects
 from ..faults import crash_point
 from ..logs import Log
-from ..schema import DELETED_AT, EXTRA_COLUMN, SEQUENCE, StreamSchema, parse_schema_message
+from ..schema import SEQUENCE, StreamSchema, parse_schema_message
 from . import batch
-from .convert import Converter
+from .columns import RowBlock, build_segment
 from .layout import SpoolLayout, SpoolLock, stream_dir
 from .lines import line_chunks
 from .manifest import ManifestWriter, utc_now_iso
+from .records import RecordDecoder, Rejected, lenient_message
 from .segment import write_segment
+
+# Rows are packed into Arrow blocks this often, so a full buffer costs
+# compact Arrow memory rather than Python objects.
+BLOCK_ROWS = 16_384
 
 @dataclass(frozen=True)
 class IngestOptions:
@@ -94,36 +106,50 @@ class IngestSummary:
 
 
 class _Buffer:
-    """Records of one stream under one schema, waiting in a work file.
+    """Records of one stream under one schema, waiting to be committed.
 
-    The hot loop only appends to ``pending`` and ``lines``; ``spill`` writes
-    pending lines out once per input chunk. Row ``i`` of the work file came
-    from input line ``lines[i]``.
+    The hot loop only appends to ``rows``, ``lines`` and ``pending``;
+    ``spill`` writes pending lines to the work file and packs rows into
+    ``blocks`` once per input chunk. Row ``i`` (across blocks) came from
+    input line ``lines[i]`` and is line ``i`` of the work file.
     """
 
-    __slots__ = ("stream", "schema", "path", "fh", "pending", "lines", "bytes", "longest", "python_rejects")
+    __slots__ = (
+        "stream", "schema", "decoder", "fast", "path", "fh", "rows", "blocks",
+        "pending", "lines", "bytes", "python_rejects",
+    )
 
-    def __init__(self, stream: str, schema: StreamSchema, path: Path):
+    def __init__(self, stream: str, schema: StreamSchema, decoder: RecordDecoder, path: Path):
         self.stream = stream
         self.schema = schema
+        self.decoder = decoder
+        self.fast = decoder.fast
         self.path = path
         try:
             self.fh: IO[bytes] = open(path, "wb", buffering=1 << 16)
         except OSError as err:
             raise describe_os_error(err, "creating work file", path) from err
+        self.rows: list[tuple] = []
+        self.blocks: list[RowBlock] = []
         self.pending: list[bytes] = []
         self.lines = array.array("q")
         self.bytes = 0
-        self.longest = 0
         # (line, reason, raw) for records refused before typing
         self.python_rejects: list[tuple[int, str, bytes]] = []
 
-    def spill(self) -> None:
+    def add(self, row: tuple, line: int, raw: bytes) -> None:
+        self.rows.append(row)
+        self.lines.append(line)
+        self.pending.append(raw)
+
+    def spill(self, pack_at: int = BLOCK_ROWS) -> None:
+        if len(self.rows) >= pack_at:
+            self.blocks.append(RowBlock(self.decoder.shape, self.rows))
+            self.rows = []
         pending = self.pending
         if not pending:
             return
         self.bytes += sum(map(len, pending))
-        self.longest = max(self.longest, max(map(len, pending)))
         pending.append(b"")
         try:
             self.fh.write(b"\n".join(pending))
@@ -131,8 +157,16 @@ class _Buffer:
             raise describe_os_error(err, "writing work file", self.path) from err
         pending.clear()
 
+    def close(self) -> None:
+        """Pack the last rows and close the work file (before the committer takes it)."""
+        self.spill(pack_at=1)
+        try:
+            self.fh.close()
+        except OSError as err:
+            raise describe_os_error(err, "writing work file", self.path) from err
+
     @property
-    def rows(self) -> int:
+    def count(self) -> int:
         return len(self.lines)
 
     @property
@@ -161,7 +195,7 @@ class _ActivateJob:
 
 @dataclass
 class _StateJob:
-    value: Any
+    value: bytes  # the STATE's value, its JSON text exactly as the tap sent it
 
 
 class Ingester:
@@ -181,7 +215,8 @@ class Ingester:
         self.summary = IngestSummary(self.run_id)
         self.schemas: dict[str, StreamSchema] = {}
         self.buffers: dict[str, _Buffer] = {}
-        self.props: dict[str, frozenset[str]] = {}
+        self.decoders: dict[str, RecordDecoder] = {}
+        self._hot: _Buffer | None = None  # the buffer of the stream the last record went to
         self._work_seq = 0
         self._pending_state: Any = None
         self._have_pending_state = False
@@ -230,32 +265,27 @@ class Ingester:
 
     # ----- the committer thread -----------------------------------------
     def _committer(self) -> None:
-        converter = Converter()
-        try:
-            while True:
-                job = self._jobs.get()
-                if job is None:
-                    return
-                if self._failure is not None:
-                    self._discard(job)
-                    continue
-                try:
-                    if isinstance(job, _FlushJob):
-                        self._commit_buffer(converter, job.buffer)
-                    elif isinstance(job, _ActivateJob):
-                        self.manifest.append(
-                            {"kind": "activate_version", "stream": job.stream, "version": job.version, "run_id": self.run_id}
-                        )
-                    elif isinstance(job, _StateJob):
-                        text = orjson.dumps(job.value)
-                        self.manifest.append({"kind": "state", "value": text.decode(), "run_id": self.run_id})
-                        crash_point("ingest:state-journaled")
-                        self._ready_states.append(text)
-                except BaseException as err:  # noqa: BLE001 - handed to the reader thread
-                    self._failure = err
-                    self._discard(job)
-        finally:
-            converter.close()
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                return
+            if self._failure is not None:
+                self._discard(job)
+                continue
+            try:
+                if isinstance(job, _FlushJob):
+                    self._commit_buffer(job.buffer)
+                elif isinstance(job, _ActivateJob):
+                    self.manifest.append(
+                        {"kind": "activate_version", "stream": job.stream, "version": job.version, "run_id": self.run_id}
+                    )
+                elif isinstance(job, _StateJob):
+                    self.manifest.append({"kind": "state", "value": job.value.decode(), "run_id": self.run_id})
+                    crash_point("ingest:state-journaled")
+                    self._ready_states.append(job.value)
+            except BaseException as err:  # noqa: BLE001 - handed to the reader thread
+                self._failure = err
+                self._discard(job)
 
     def _discard(self, job: object) -> None:
         if isinstance(job, _FlushJob):
@@ -264,23 +294,21 @@ class Ingester:
             except OSError:
                 pass
 
-    def _commit_buffer(self, converter: Converter, buf: _Buffer) -> None:
-        schema = buf.schema
+    def _commit_buffer(self, buf: _Buffer) -> None:
         stream = buf.stream
         stats = self.summary.streams[stream]
-        stats.records += buf.rows + len(buf.python_rejects)
-        converted = converter.convert(schema, buf.path, utc_now_iso(), buf.longest)
+        stats.records += buf.count + len(buf.python_rejects)
+        received_at = utc_now_iso()
+        built = build_segment(buf.schema, buf.blocks, datetime.fromisoformat(received_at))
+        schema = built.schema
         rejects = list(buf.python_rejects)
-        if converted.reject_rows:
-            raws = _work_file_rows(buf.path, set(converted.reject_rows))
-            rejects.extend(
-                (buf.lines[row], reason, raws.get(row, b""))
-                for row, reason in zip(converted.reject_rows, converted.reject_reasons)
-            )
+        if built.problems:
+            raws = _work_file_rows(buf.path, set(built.problems))
+            rejects.extend((buf.lines[row], reason, raws.get(row, b"")) for row, reason in built.problems.items())
         if rejects:
             self._write_rejects(stream, rejects)
             stats.rejected += len(rejects)
-        table = converted.table
+        table = built.table
         if table.num_rows:
             base = max(self.last_sequence.get(stream, -1) + 1, time.time_ns())
             seq = pa.array(range(base, base + table.num_rows), pa.int64())
@@ -383,7 +411,7 @@ class Ingester:
     def _new_buffer(self, stream: str) -> _Buffer:
         self._work_seq += 1
         path = self.layout.tmp / f"{stream_dir(stream)}.{self._work_seq}.ndjson"
-        buf = _Buffer(stream, self.schemas[stream], path)
+        buf = _Buffer(stream, self.schemas[stream], self.decoders[stream], path)
         self.buffers[stream] = buf
         return buf
 
@@ -395,16 +423,18 @@ class Ingester:
             buf.spill()
             if len(buf.lines) >= max_rows or buf.bytes >= max_bytes:
                 self._flush(stream)
+        # Many streams each below the limits may still hold a lot together:
+        # bound the whole, committing the biggest buffers first.
+        while sum(b.bytes for b in self.buffers.values()) > 2 * max_bytes:
+            self._flush(max(self.buffers.values(), key=lambda b: b.bytes).stream)
 
     def _flush(self, stream: str) -> None:
         buf = self.buffers.pop(stream, None)
         if buf is None:
             return
-        buf.spill()
-        try:
-            buf.fh.close()
-        except OSError as err:
-            raise describe_os_error(err, "writing work file", buf.path) from err
+        if buf is self._hot:
+            self._hot = None
+        buf.close()
         self._submit(_FlushJob(buf))
         if not self.buffers:
             self._full_flush_point()
@@ -434,9 +464,7 @@ class Ingester:
         if stream in self.buffers:
             self._flush(stream)  # records so far belong to the old schema
         self.schemas[stream] = schema
-        # _sdc_deleted_at is read from the record into its metadata column;
-        # anything else undeclared (even a tap's own _sdc_*) goes to _sdc_extra.
-        self.props[stream] = frozenset(c.name for c in schema.property_columns) | {DELETED_AT}
+        self.decoders[stream] = RecordDecoder(schema)
         self.summary.streams.setdefault(stream, StreamStats())
 
     def _on_activate_version(self, msg: dict, line: int) -> None:
@@ -453,10 +481,10 @@ class Ingester:
         self._flush(stream)
         self._submit(_ActivateJob(stream, version))
 
-    def _on_state(self, msg: dict, line: int) -> None:
+    def _on_state(self, msg: dict, raw: bytes, line: int) -> None:
         if "value" not in msg:
             raise InputError("STATE message has no 'value'", line=line)
-        self._pending_state = msg["value"]
+        self._pending_state = state_value_text(raw)
         self._have_pending_state = True
         if not self.buffers:
             self._full_flush_point()
@@ -471,25 +499,32 @@ class Ingester:
             hint="the tap must send a SCHEMA message for each stream before its records",
         )
 
-    def _reject_early(self, stream: str, line: int, reason: str, raw: bytes) -> None:
-        buf = self.buffers.get(stream) or self._new_buffer(stream)
-        buf.python_rejects.append((line, reason, raw))
-
     def _on_batch(self, msg: dict, line: int) -> None:
         stream = _stream_of(msg, line)
         if stream not in self.schemas:
             raise InputError(f"BATCH for stream {stream!r} arrived before its SCHEMA", line=line)
+        # Each record takes exactly the path of a RECORD line of its stream.
+        head = b'{"type":"RECORD","stream":' + orjson.dumps(stream) + b',"record":'
         for record_json in batch.iter_batch_records(msg, line):
-            self._add_record(stream, b'{"type":"RECORD","record":' + record_json + b"}", line)
+            self._on_record(stream, head + record_json + b"}", line)
 
-    def _add_record(self, stream: str, message_json: bytes, line: int) -> None:
+    def _on_record(self, stream: str, raw: bytes, line: int) -> None:
+        """A RECORD the hot loop did not take: another stream's, or one the
+        fast decoder refuses (undeclared properties, values to check)."""
         buf = self.buffers.get(stream)
         if buf is None:
             buf = self._new_buffer(stream)
-        buf.pending.append(message_json)
-        buf.lines.append(line)
-        if len(buf.pending) >= 4096:
-            self._spill_all()
+        self._hot = buf
+        row = buf.fast(raw)
+        if row is None:
+            try:
+                row = buf.decoder.exact(raw)
+            except Rejected as err:
+                buf.python_rejects.append((line, err.reason, raw))
+                return
+        buf.add(row, line, raw)
+        if len(buf.lines) >= self.opt.flush_max_rows:
+            self._flush(stream)
 
     # ----- the loop -------------------------------------------------------
     def run(self, fd: int) -> IngestSummary:
@@ -532,67 +567,77 @@ class Ingester:
         return self.summary
 
     def _read_loop(self, fd: int) -> None:
-        loads = orjson.loads
-        schemas = self.schemas
-        buffers = self.buffers
-        props = self.props
         max_rows = self.opt.flush_max_rows  # bytes are checked once per chunk, in _spill_all
         line = 0
         self._lines = 0
         for chunk in self._chunks(fd):
+            hot = self._hot
             for raw in chunk:
                 line += 1
+                # The hot path: a record of the stream before it, decoded and
+                # typed in one C call; kept inline and free of attribute lookups.
+                if hot is not None:
+                    row = hot.fast(raw)
+                    if row is not None:
+                        hot.rows.append(row)
+                        hot.lines.append(line)
+                        hot.pending.append(raw)
+                        if len(hot.lines) >= max_rows:
+                            self._flush(hot.stream)
+                            hot = self._hot
+                        continue
                 if not raw or raw.isspace():
                     continue
-                try:
-                    msg = loads(raw)
-                except orjson.JSONDecodeError as err:
-                    self._lines = line
-                    raise InputError(
-                        f"not valid JSON ({err}): {raw[:120]!r}",
-                        line=line,
-                        hint="the tap wrote a broken or truncated line; records before it are committed",
-                    ) from None
-                if type(msg) is not dict:
-                    raise InputError(f"a Singer message must be a JSON object, got: {raw[:120]!r}", line=line)
-                kind = msg.get("type")
-                if kind == "RECORD" or (type(kind) is str and kind.upper() == "RECORD"):
-                    # The hot path: kept inline and free of attribute lookups.
-                    stream = msg.get("stream")
-                    buf = buffers.get(stream)  # type: ignore[arg-type]
-                    if buf is None:
-                        if stream not in schemas:
-                            raise self._unknown_record_stream(msg, line)
-                        buf = self._new_buffer(stream)  # type: ignore[arg-type]
-                    record = msg.get("record")
-                    if type(record) is not dict:
-                        self._reject_early(stream, line, "RECORD has no 'record' object", raw)  # type: ignore[arg-type]
-                        continue
-                    if not record.keys() <= props[stream]:  # type: ignore[index]
-                        raw = _with_extra(msg, record, props[stream])  # type: ignore[index]
-                    buf.pending.append(raw)
-                    lines = buf.lines
-                    lines.append(line)
-                    if len(lines) >= max_rows:
-                        self._flush(stream)  # type: ignore[arg-type]
-                elif not isinstance(kind, str):
-                    raise InputError(f"message has no 'type': {raw[:120]!r}", line=line)
-                else:
-                    kind = kind.upper()
-                    if kind == "STATE":
-                        self._on_state(msg, line)
-                    elif kind == "SCHEMA":
-                        self._on_schema(msg, line)
-                    elif kind == "ACTIVATE_VERSION":
-                        self._on_activate_version(msg, line)
-                    elif kind == "BATCH":
-                        self._on_batch(msg, line)
-                    else:
-                        self.log.warning(f"ignoring a message of unknown type {kind!r}", line=line)
+                self._lines = line
+                self._on_line(raw, line)
+                hot = self._hot
             self._lines = line
             self._spill_all()
             self._tick()
         self._lines = line
+
+    def _on_line(self, raw: bytes, line: int) -> None:
+        try:
+            msg = orjson.loads(raw)
+        except orjson.JSONDecodeError as err:
+            msg = lenient_message(raw)
+            if not self._is_known_record(msg):
+                raise InputError(
+                    f"not valid JSON ({err}): {raw[:120]!r}",
+                    line=line,
+                    hint="the tap wrote a broken or truncated line; records before it are committed",
+                ) from None
+        if type(msg) is not dict:
+            raise InputError(f"a Singer message must be a JSON object, got: {raw[:120]!r}", line=line)
+        kind = msg.get("type")
+        if not isinstance(kind, str):
+            raise InputError(f"message has no 'type': {raw[:120]!r}", line=line)
+        kind = kind.upper()
+        if kind == "RECORD":
+            stream = msg.get("stream")
+            if stream not in self.schemas:
+                raise self._unknown_record_stream(msg, line)
+            self._on_record(stream, raw, line)  # type: ignore[arg-type]
+        elif kind == "STATE":
+            self._on_state(msg, raw, line)
+        elif kind == "SCHEMA":
+            self._on_schema(msg, line)
+        elif kind == "ACTIVATE_VERSION":
+            self._on_activate_version(msg, line)
+        elif kind == "BATCH":
+            self._on_batch(msg, line)
+        else:
+            self.log.warning(f"ignoring a message of unknown type {kind!r}", line=line)
+
+    def _is_known_record(self, msg: Any) -> bool:
+        """A RECORD of a known stream that strict JSON refuses (NaN, 1e400, a
+        lone surrogate): the record goes to rejects, the run goes on."""
+        return (
+            type(msg) is dict
+            and isinstance(msg.get("type"), str)
+            and msg["type"].upper() == "RECORD"
+            and msg.get("stream") in self.schemas
+        )
 
     def _tick(self) -> None:
         self._raise_failure()
@@ -616,16 +661,16 @@ def _stream_of(msg: dict, line: int) -> str:
     return stream
 
 
-def _with_extra(msg: dict, record: dict, declared: frozenset[str]) -> bytes:
-    """Re-encode a record whose undeclared properties move into _sdc_extra.
+class _StateText(msgspec.Struct):
+    value: msgspec.Raw
 
-    Rare path: orjson parses integers beyond 64 bits as floats, so such a value
-    in an undeclared property is kept as a float here."""
-    extra = {k: v for k, v in record.items() if k not in declared}
-    kept = {k: v for k, v in record.items() if k in declared}
-    if extra:
-        kept[EXTRA_COLUMN] = extra
-    return orjson.dumps({**msg, "record": kept})
+
+_state_text = msgspec.json.Decoder(_StateText)
+
+
+def state_value_text(raw: bytes) -> bytes:
+    """The JSON text of a STATE message's value, exactly as the tap sent it."""
+    return bytes(_state_text.decode(raw).value)
 
 
 def _work_file_rows(work_file: Path, wanted: set[int]) -> dict[int, bytes]:

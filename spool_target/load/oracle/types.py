@@ -48,6 +48,7 @@ UNBOUNDED = 1 << 30  # a ColumnSpec.max_length that only a CLOB holds
 TEXT_LENGTH = {
     "integer": 20,
     "number": 40,
+    "decimal": 40,
     "boolean": 5,
     "timestamp": 27,  # 2024-01-02T03:04:05.000000Z
     "date": 10,
@@ -232,6 +233,8 @@ class OracleTypes:
             return "NUMBER(38)"
         if logical == "number":
             return "BINARY_DOUBLE" if self.settings.prefer_float else "NUMBER"
+        if logical == "decimal":  # exact digits: never a binary float
+            return "NUMBER"
         if logical == "string":
             n = self.string_length("string", max_length)
             return f"VARCHAR2({n} CHAR)" if n <= self.string_limit else "CLOB"
@@ -261,7 +264,8 @@ class OracleTypes:
         if new == "json" and (have != "json" or want != "json"):
             new = "string"  # text holds every value; see the module docstring
         if new != "string":
-            return None if new == have else (new, None)
+            # number and decimal are both NUMBER: no DDL for a change of name only
+            return None if new == have or self.sql_type(new) == self.sql_type(have) else (new, None)
         if have_type.family == "clob":
             return None
         if have_type.family == "json":

@@ -1,0 +1,278 @@
+"""Decoding RECORD messages exactly, one decoder per stream schema.
+
+Each record becomes a *row*: a tuple with one slot per property column,
+then ``_sdc_deleted_at``, ``_sdc_extra``, ``time_extracted`` and
+``version`` (see ``RowShape``). Slots hold what the JSON said, not yet
+Arrow values:
+
+- integer: an ``int`` within 64 bits;  boolean: a ``bool``;
+- string, timestamp, date, time: a ``str`` (checked and converted later,
+  a whole column at a time, in ``columns.py``);
+- number and json: the value's JSON text exactly as sent (``msgspec.Raw``
+  or ``bytes``), so no digit, space or escape is ever re-rendered;
+- ``None`` for an absent property or JSON null.
+
+Two paths fill rows the same way:
+
+- the *fast* one: a msgspec decoder built for the schema types the record
+  in C (``forbid_unknown_fields``: a record with undeclared properties
+  takes the exact path);
+- the *exact* one, for every record the fast one refuses: each property's
+  raw JSON text is typed by the rules of ``schema.py`` in Python, with a
+  reason for anything that does not fit (the record then goes to rejects),
+  and undeclared properties go to ``_sdc_extra`` as their original text.
+
+Duplicate keys in one JSON object: the last one wins, on both paths.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import operator
+import re
+from typing import Annotated, Any, Callable
+
+import msgspec
+import orjson
+
+from ..numbers import integer_from_text, number_problem
+from ..schema import DELETED_AT, StreamSchema
+
+INT64 = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
+NO_VALUE = msgspec.Raw(b"")  # an absent raw property (JSON null arrives as b"null")
+
+_FAST_TYPES: dict[str, Any] = {
+    "integer": INT64 | None,
+    "number": msgspec.Raw,
+    "decimal": msgspec.Raw,
+    "string": str | None,
+    "timestamp": str | None,
+    "date": str | None,
+    "time": str | None,
+    "boolean": bool | None,
+    "json": msgspec.Raw,
+}
+RAW_TYPES = frozenset({"number", "decimal", "json"})
+
+_EXPECTED = {
+    "integer": "an integer that fits in 64 bits",
+    "boolean": "true or false",
+    "timestamp": "an ISO 8601 date-time string",
+    "date": "an ISO 8601 date string",
+    "time": "an ISO 8601 time string",
+}
+
+
+class RowShape:
+    """Where each value sits in a row, for one stream schema."""
+
+    def __init__(self, schema: StreamSchema):
+        self.properties = tuple(schema.property_columns)
+        n = len(self.properties)
+        self.deleted_at = n
+        self.extra = n + 1
+        self.time_extracted = n + 2
+        self.version = n + 3
+        self.width = n + 4
+
+
+class Rejected(Exception):
+    """A record that cannot be typed; ``reason`` says why."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+class _Envelope(msgspec.Struct, gc=False):
+    """Just enough of any message to route it and keep raw texts."""
+
+    type: Any = None
+    stream: Any = None
+    record: msgspec.Raw = NO_VALUE
+    time_extracted: msgspec.Raw = NO_VALUE
+    version: msgspec.Raw = NO_VALUE
+
+
+_envelope = msgspec.json.Decoder(_Envelope)
+# msgspec's ``rename`` refuses these characters in a field's JSON name.
+_UNNAMEABLE = re.compile(r'["\\\x00-\x1f]')
+_raw_object = msgspec.json.Decoder(dict[str, msgspec.Raw])
+_text = msgspec.json.Decoder(str)
+
+
+class RecordDecoder:
+    """Turns one stream's RECORD lines into rows (see the module docstring)."""
+
+    def __init__(self, schema: StreamSchema):
+        self.schema = schema
+        self.shape = RowShape(schema)
+        self.declared = frozenset(c.name for c in self.shape.properties) | {DELETED_AT}
+        self.keys = frozenset(schema.key_properties)
+        names = [f"record.p{i}" for i in range(len(self.shape.properties))]
+        self._row: Callable[[Any], tuple] = operator.attrgetter(
+            *names, "record.deleted_at", "record.extra", "time_extracted", "version"
+        )
+        if any(_UNNAMEABLE.search(c.name) for c in self.shape.properties):
+            self.fast = self._none  # msgspec cannot match such a key: every record takes the exact path
+            return
+        fields: list[tuple[str, Any, Any]] = []
+        rename: dict[str, str] = {}
+        for i, col in enumerate(self.shape.properties):
+            kind = _FAST_TYPES[col.type]
+            fields.append((f"p{i}", kind, NO_VALUE if kind is msgspec.Raw else None))
+            rename[f"p{i}"] = col.name
+        fields.append(("deleted_at", str | None, None))
+        rename["deleted_at"] = DELETED_AT
+        record = msgspec.defstruct(
+            "Record", fields, rename=rename, forbid_unknown_fields=True, gc=False, namespace={"extra": None}
+        )
+        envelope = msgspec.defstruct(
+            "RecordMessage",
+            [
+                ("type", str, ""),
+                ("stream", str, ""),
+                ("record", record | None, None),
+                ("time_extracted", str | None, None),
+                ("version", INT64 | None, None),
+            ],
+            gc=False,
+        )
+        self._fast = msgspec.json.Decoder(envelope).decode
+
+    @staticmethod
+    def _none(line: bytes) -> None:
+        return None
+
+    def fast(self, line: bytes) -> tuple | None:
+        """The row of a plain RECORD line of this stream, or None (then use ``exact``)."""
+        try:
+            msg = self._fast(line)
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            return None
+        if msg.record is None or msg.stream != self.schema.stream or msg.type != "RECORD":
+            return None
+        return self._row(msg)
+
+    # ----- the exact path ----------------------------------------------------
+    def exact(self, line: bytes) -> tuple:
+        """The row of any RECORD line of this stream; raises ``Rejected``."""
+        try:
+            env = _envelope.decode(line)
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            raise Rejected(_why_not_json(line)) from None
+        record = bytes(env.record)
+        if record[:1] != b"{":
+            raise Rejected("RECORD has no 'record' object")
+        values = _raw_object.decode(record)
+        row: list[Any] = [None] * self.shape.width
+        reasons: list[str] = []
+        for i, col in enumerate(self.shape.properties):
+            raw = values.get(col.name)
+            if raw is None or bytes(raw) == b"null":
+                if col.name in self.keys:
+                    reasons.append(f"key property {col.name!r} is missing or null")
+                continue
+            try:
+                row[i] = _typed(col.type, bytes(raw))
+            except Rejected as err:
+                reasons.append(f"property {col.name!r}: {err.reason}")
+        deleted = values.get(DELETED_AT)
+        if deleted is not None and bytes(deleted) != b"null":
+            try:
+                row[self.shape.deleted_at] = _typed("timestamp", bytes(deleted))
+            except Rejected as err:
+                reasons.append(f"{DELETED_AT}: {err.reason}")
+        undeclared = [(k, v) for k, v in values.items() if k not in self.declared]
+        if undeclared:
+            row[self.shape.extra] = _json_object(undeclared)
+        for slot, raw, ltype, label in (
+            (self.shape.time_extracted, env.time_extracted, "timestamp", "time_extracted"),
+            (self.shape.version, env.version, "integer", "version"),
+        ):
+            if bytes(raw) not in (b"", b"null"):
+                try:
+                    row[slot] = _typed(ltype, bytes(raw))
+                except Rejected as err:
+                    reasons.append(f"{label}: {err.reason}")
+        if reasons:
+            raise Rejected("; ".join(reasons))
+        return tuple(row)
+
+
+def _typed(ltype: str, raw: bytes) -> Any:
+    """One value's JSON text -> its row slot, by the rules of schema.py."""
+    first = raw[:1]
+    if ltype in RAW_TYPES:
+        if ltype != "json":
+            reason = number_problem(raw.decode())
+            if reason:
+                raise Rejected(f"{reason}, got {_show(raw)}")
+        return raw
+    if ltype == "string":
+        # Any JSON value fits a string column; non-strings keep their text as sent.
+        return _text.decode(raw) if first == b'"' else raw.decode()
+    if ltype == "integer":
+        if first not in b"-0123456789" or not first:
+            raise Rejected(f"expected {_EXPECTED[ltype]}, got {_show(raw)}")
+        value = integer_from_text(raw.decode())
+        if value is None or not -(2**63) <= value < 2**63:
+            raise Rejected(f"expected {_EXPECTED[ltype]}, got {_show(raw)}")
+        return value
+    if ltype == "boolean":
+        if raw in (b"true", b"false"):
+            return raw == b"true"
+        raise Rejected(f"expected {_EXPECTED[ltype]}, got {_show(raw)}")
+    # timestamp, date, time: strings here, checked a column at a time in columns.py
+    if first != b'"':
+        raise Rejected(f"expected {_EXPECTED[ltype]}, got {_show(raw)}")
+    return _text.decode(raw)
+
+
+def _show(raw: bytes) -> str:
+    return raw[:200].decode("utf-8", "replace")
+
+
+def _json_object(items: list[tuple[str, msgspec.Raw]]) -> bytes:
+    """A JSON object of undeclared properties, each value's text as sent."""
+    return b"{" + b",".join(orjson.dumps(k) + b":" + bytes(v) for k, v in items) + b"}"
+
+
+def lenient_message(line: bytes) -> Any:
+    """What Python's json module reads in a line that strict parsers refuse
+    (NaN, Infinity, 1e400, lone surrogates), or None if it is not JSON at all."""
+    try:
+        return json.loads(line)
+    except (ValueError, RecursionError):
+        return None
+
+
+def _why_not_json(line: bytes) -> str:
+    """Name what keeps a RECORD line from being stored, for its reject entry."""
+    try:
+        parsed = json.loads(line, parse_constant=_refuse_constant, parse_float=_check_float)
+    except _NotStorable as err:
+        return str(err)
+    except (ValueError, RecursionError) as err:
+        return f"not valid JSON ({err})"
+    try:
+        orjson.dumps(parsed)
+    except orjson.JSONEncodeError:
+        return "a string holds a lone UTF-16 surrogate (\\ud800-\\udfff), which UTF-8 text cannot store"
+    return "not valid JSON"
+
+
+class _NotStorable(ValueError):
+    pass
+
+
+def _refuse_constant(name: str) -> Any:
+    raise _NotStorable(f"{name} is not a JSON number (JSON has no NaN or Infinity); the tap must send null or a string")
+
+
+def _check_float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise _NotStorable(f"the number {text[:60]} is beyond any storable range")
+    return value
