@@ -95,10 +95,11 @@ class Setting:
 
     @property
     def kind(self) -> str:
+        """The setting's kind in Meltano's vocabulary (its SettingKind), which `--about` reports."""
         return {
             str: "string",
             int: "integer",
-            float: "number",
+            float: "decimal",  # Meltano has no `number`: it refuses to install a plugin that declares one
             _bool: "boolean",
             _json_obj: "object",
             _opt_int: "integer",
