@@ -1,13 +1,17 @@
 #!/usr/bin/env python3
 """Oracle load throughput: rows/second of `spool-target load` for both load strategies.
 
-    export SPOOL_TARGET_TEST_ORACLE_DSN=localhost:1521/FREEPDB1
+    scripts/oracle_live.sh [--db xe] -- python scripts/bench_oracle.py [--records 1000000] [--runs 3]
+
+or, against a server of your own:
+
+    export SPOOL_TARGET_TEST_ORACLE_DSN=127.0.0.1:1521/FREEPDB1
     export SPOOL_TARGET_TEST_ORACLE_USER=spool
     export SPOOL_TARGET_TEST_ORACLE_PASSWORD=...
     python scripts/bench_oracle.py [--records 1000000] [--runs 3] [--methods append-only,upsert]
 
-The same environment variables as the live test suite (the README's Oracle section shows
-how to start Oracle Database Free in a container). One spool of --records
+The same environment variables as the live test suite (scripts/oracle_env.py);
+scripts/oracle_live.sh starts Oracle in Docker and sets them. One spool of --records
 realistic 9-field records (scripts/bench_ingest.py's generator, segments of
 100,000) is ingested once; then, per load strategy (insert: executemany in
 the ledger's transaction; direct-path: direct_path_load into a staging table,
@@ -38,9 +42,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-DSN = os.environ.get("SPOOL_TARGET_TEST_ORACLE_DSN")
-USER = os.environ.get("SPOOL_TARGET_TEST_ORACLE_USER")
-PASSWORD = os.environ.get("SPOOL_TARGET_TEST_ORACLE_PASSWORD")
+from oracle_env import live_oracle  # noqa: E402
 
 
 def main() -> int:
@@ -51,14 +53,7 @@ def main() -> int:
     parser.add_argument("--strategies", default="insert,direct-path")
     parser.add_argument("--keep", type=Path, help="keep the spool in this directory")
     args = parser.parse_args()
-    if not (DSN and USER and PASSWORD):
-        print(
-            "bench_oracle: no database to measure. Set SPOOL_TARGET_TEST_ORACLE_DSN (e.g. localhost:1521/FREEPDB1), "
-            "SPOOL_TARGET_TEST_ORACLE_USER and SPOOL_TARGET_TEST_ORACLE_PASSWORD; the README's Oracle section shows how to start "
-            "Oracle Database Free with Docker.",
-            file=sys.stderr,
-        )
-        return 2
+    db = live_oracle("bench_oracle", "measure", "python scripts/bench_oracle.py --records 200000")
 
     import oracledb
 
@@ -67,9 +62,9 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="bench-oracle-"))
     spool = args.keep or work / "spool"
     prefix = f"BENCH_{uuid.uuid4().hex[:6].upper()}_"
-    env = {**os.environ, "SPOOL_TARGET_ORACLE_PASSWORD": PASSWORD, "SPOOL_TARGET_LOG_FORMAT": "json"}
+    env = {**os.environ, "SPOOL_TARGET_ORACLE_PASSWORD": db.password, "SPOOL_TARGET_LOG_FORMAT": "json"}
     cli = [sys.executable, "-m", "spool_target"]
-    conn = oracledb.connect(user=USER, password=PASSWORD, dsn=DSN)
+    conn = oracledb.connect(user=db.user, password=db.password, dsn=db.dsn)
     print(f"server {conn.version}, python-oracledb {oracledb.__version__} (thin), {args.records:,} records", flush=True)
     try:
         source = work / "input.singer"
@@ -83,7 +78,7 @@ def main() -> int:
                 for run in range(args.runs):
                     table = f"{prefix}{strategy[:3].upper()}_{method[:3].upper()}_{run}"
                     cfg = work / f"{table}.json"
-                    cfg.write_text(json.dumps({"dsn": DSN, "user": USER, "load_strategy": strategy, "load_method": method,
+                    cfg.write_text(json.dumps({"dsn": db.dsn, "user": db.user, "load_strategy": strategy, "load_method": method,
                                                "table_mappings": {"users": table}}))
                     _forget(conn, spool)  # every run loads the whole spool again
                     start = time.perf_counter()

@@ -42,7 +42,7 @@ ORACLE_PASSWORD = os.environ.get("SPOOL_TARGET_TEST_ORACLE_PASSWORD")
 ORACLE_CONFIGURED = bool(ORACLE_DSN and ORACLE_USER and ORACLE_PASSWORD)
 NO_ORACLE = (
     "no live Oracle: set SPOOL_TARGET_TEST_ORACLE_DSN, SPOOL_TARGET_TEST_ORACLE_USER and "
-    "SPOOL_TARGET_TEST_ORACLE_PASSWORD (the README's Oracle section shows how to start Oracle Database Free)"
+    "SPOOL_TARGET_TEST_ORACLE_PASSWORD, or run scripts/oracle_live.sh (starts Oracle in Docker and sets them)"
 )
 _live_oracle = [pytest.mark.oracle, pytest.mark.skipif(not ORACLE_CONFIGURED, reason=NO_ORACLE)]
 

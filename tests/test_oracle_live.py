@@ -2,13 +2,13 @@
 
 The engine's load scenarios run on Oracle through the ``dest`` fixture of
 tests/test_load_e2e.py and tests/test_load_faults.py (tests/destinations.py);
-these are the commands DuckDB has no counterpart for. Like those, they run only
-where a database is reachable:
+these are the commands DuckDB has no counterpart for. Like those, they carry
+the ``oracle`` marker and run only where a database is reachable:
 
-    export SPOOL_TARGET_TEST_ORACLE_DSN=localhost:1521/FREEPDB1
-    export SPOOL_TARGET_TEST_ORACLE_USER=spool
-    export SPOOL_TARGET_TEST_ORACLE_PASSWORD=...
-    pytest tests/test_load_e2e.py tests/test_load_faults.py tests/test_oracle_live.py
+    scripts/oracle_live.sh [--db xe]     # Oracle in Docker, then pytest -m oracle
+
+or, with SPOOL_TARGET_TEST_ORACLE_DSN, _USER and _PASSWORD set for a server of
+your own, ``pytest -m oracle``.
 """
 
 from __future__ import annotations
