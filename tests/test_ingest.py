@@ -59,7 +59,7 @@ def test_spools_records_and_emits_final_state(spool: Path) -> None:
     assert states[-1] == {"users": 19}
     assert [r["id"] for r in segment_rows(spool)] == list(range(25))
     entries = manifest_entries(spool)
-    assert entries[0]["kind"] == "spool" and entries[0]["format"] == 1
+    assert entries[0]["kind"] == "spool" and entries[0]["format"] == 2
     seg = [e for e in entries if e["kind"] == "segment"][0]
     assert seg["rows"] == 25 and seg["stream"] == "users" and len(seg["sha256"]) == 64
     assert (spool / seg["path"]).stat().st_size == seg["bytes"]

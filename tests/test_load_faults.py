@@ -154,11 +154,19 @@ def test_locked_database_is_retried_then_exits_75_and_loads_once_released(tmp_pa
         # A load that starts while the lock is held succeeds once it is released.
         waiting = subprocess.Popen([sys.executable, "-m", "spool_target", "load", "--resume", "--spool", str(spool),
                                     "--max-wait", "60", "--log-format", "json"], env=cli_env(), stderr=subprocess.PIPE)
-        time.sleep(1.5)
+        # Release the lock only once the loader has met it (a slow machine may take seconds to start Python).
+        seen = b""
+        deadline = time.monotonic() + 60
+        while b"destination unavailable, retrying in" not in seen and time.monotonic() < deadline:
+            line = waiting.stderr.readline()
+            if not line:
+                break
+            seen += line
     finally:
         holder.stdin.close()
         holder.wait(timeout=10)
     _, err = waiting.communicate(timeout=60)
+    err = seen + err
     assert waiting.returncode == 0, err.decode()
     assert b"destination unavailable, retrying in" in err
     assert query(db, "SELECT count(*), count(DISTINCT id) FROM users") == [(6, 6)]

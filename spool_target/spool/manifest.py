@@ -32,7 +32,8 @@ from ..faults import die, reached
 from ..schema import StreamSchema
 from .layout import SpoolLayout
 
-FORMAT_VERSION = 1
+# 2: a number column of a segment may be `decimal` (exact text); see numbers.py
+FORMAT_VERSION = 2
 
 
 def utc_now_iso() -> str:

@@ -40,6 +40,10 @@ def write_segment(table: pa.Table, tmp_path: Path, final_path: Path) -> tuple[in
             row_group_size=ROW_GROUP_ROWS,
             compression=COMPRESSION,
             compression_level=1,
+            # Dictionary pages cost more to build than zstd saves on typical
+            # tap data (measured: half the write time, smaller files), and
+            # Arrow readers would hand out dictionary arrays Oracle cannot bind.
+            use_dictionary=False,
             write_statistics=True,
         )
         size = tmp_path.stat().st_size
