@@ -354,7 +354,7 @@ class Follower:
                 f"stopped by {self.signals.stop} (load --follow): the transaction in progress was rolled back, "
                 "everything committed before it is in the ledger"
             )
-            write_run_file(self.layout, report)
+            write_run_file(self.layout, report, self.log)
             self.report.add(report)
 
     def _tidy_run_files(self, report: LoadReport) -> None:
@@ -401,7 +401,7 @@ class Follower:
 
     def _write_session(self) -> None:
         path = self.layout.runs / f"follow-{self.report.session}.json"
-        write_atomic(path, orjson.dumps(self.report.to_json(), option=orjson.OPT_INDENT_2))
+        write_atomic(path, self.log.dumps(self.report.to_json(), option=orjson.OPT_INDENT_2))
 
 
 def follow_load(config: Config, log: Log, mode: RunMode, options: FollowOptions) -> FollowReport:
