@@ -16,6 +16,11 @@ from .errors import SpoolError
 
 
 def describe_os_error(err: OSError, action: str, path: Path | str) -> SpoolError:
+    """The one translation of an OSError on the spool into what to do about it.
+
+    Every write, close, fsync and rename of a spool file goes through here
+    when it fails, whichever one the full disk hits first (a buffered write
+    may only fail at its close)."""
     if err.errno == errno.ENOSPC or err.errno == errno.EDQUOT:
         return SpoolError(
             f"disk full while {action} {path}",
@@ -27,7 +32,13 @@ def describe_os_error(err: OSError, action: str, path: Path | str) -> SpoolError
             f"file size limit reached while {action} {path}",
             hint="raise the file size limit (ulimit -f) or lower flush_max_bytes; everything committed is safe",
         )
-    if err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+    if err.errno == errno.EROFS:
+        return SpoolError(
+            f"read-only file system while {action} {path}",
+            hint="the spool's filesystem is mounted read-only (or was remounted so after an error): make it "
+            "writable or choose another --spool; everything committed before this point is safe",
+        )
+    if err.errno in (errno.EACCES, errno.EPERM):
         return SpoolError(
             f"permission denied while {action} {path}",
             hint="make the spool directory writable for this user, or choose another with --spool",
@@ -64,6 +75,7 @@ def publish(tmp: Path, final: Path) -> None:
         os.replace(tmp, final)
         fsync_dir(final.parent)
     except OSError as err:
+        _unlink_quietly(tmp)  # on a full disk, give its space back
         raise describe_os_error(err, "publishing", final) from err
 
 
@@ -105,9 +117,15 @@ class DurableAppender:
             raise describe_os_error(err, "appending to", self.path) from err
 
     def close(self) -> None:
+        """Quiet by design: every append was fsynced when it returned, so a
+        failing close (NFS reports late errors there) loses nothing, and close
+        runs in ``finally`` blocks where it must not hide the real error."""
         if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
+            fd, self._fd = self._fd, -1
+            try:
+                os.close(fd)
+            except OSError:
+                pass
 
     def __enter__(self) -> "DurableAppender":
         return self

@@ -179,6 +179,113 @@ def test_disk_full_stops_with_a_clear_error_and_a_consistent_spool(tmp_path: Pat
         _umount(mnt)
 
 
+def blob_tap(n: int, size: int | tuple[int, ...], streams: int = 1, state_every: int = 50, seed: int = 7) -> bytes:
+    """Incompressible records of about ``size`` bytes (one size per stream if a tuple),
+    so what is written really takes space. Record i goes to stream s(i % streams)."""
+    rng = random.Random(seed)
+    sizes = size if isinstance(size, tuple) else (size,) * streams
+    streams = len(sizes)
+    msgs = [schema_msg(f"s{k}", {"id": {"type": "integer"}, "b": {"type": "string"}}, ["id"]) for k in range(streams)]
+    for i in range(n):
+        msgs.append(record_msg(f"s{i % streams}", {"id": i, "b": rng.randbytes(sizes[i % streams] // 2).hex()}))
+        if (i + 1) % state_every == 0:
+            msgs.append(state_msg({"upto": i}))
+    return singer_lines(msgs)
+
+
+def _leave_free(mnt: Path, free: int) -> Path:
+    """Fill the filesystem at ``mnt`` until about ``free`` bytes are left."""
+    filler = mnt / "filler"
+    stat = os.statvfs(mnt)
+    with open(filler, "wb") as fh:
+        fh.write(b"\0" * max(0, stat.f_bavail * stat.f_frsize - free))
+    return filler
+
+
+def _check_disk_full_run(spool: Path, result: subprocess.CompletedProcess, n: int, streams: int) -> str:
+    """Exit 5 with the disk error (never an internal error); I1 and I2 hold. Returns what was being written."""
+    err = result.stderr.decode()
+    assert result.returncode == 5, err
+    assert "internal error" not in err and "Traceback" not in err, err
+    assert "disk full while " in err and "free space on the spool's filesystem" in err, err
+    ids: dict[str, set[int]] = {}
+    if (spool / "manifest.jsonl").exists():
+        for seg in read_manifest(SpoolLayout(spool)).segments():
+            check_segment(spool / seg.path, seg.rows, seg.sha256, label=seg.path)  # I2
+            ids.setdefault(seg.stream, set()).update(pq.read_table(spool / seg.path, columns=["id"]).column("id").to_pylist())
+    states = [json.loads(s) for s in result.stdout.splitlines()]
+    if states:  # I1: what was acknowledged is committed
+        upto = states[-1]["upto"]
+        for k in range(streams):
+            assert {i for i in range(upto + 1) if i % streams == k} <= ids.get(f"s{k}", set())
+    line = [l for l in err.splitlines() if "disk full while " in l][-1]  # the run's error, after any warning
+    return line.split("disk full while ", 1)[1].split(" /", 1)[0]
+
+
+def _after_freeing_space_ingest_works(spool: Path, filler: Path) -> None:
+    filler.unlink()
+    again = run_cli("ingest", "--spool", str(spool), input=blob_tap(20, 200), env={"SPOOL_TARGET_MIN_FREE_DISK_MB": "0"})
+    assert again.returncode == 0, again.stderr.decode()
+    assert not list((spool / "tmp").iterdir())
+
+
+NO_SIZE_FLUSH = {"SPOOL_TARGET_FLUSH_MAX_ROWS": "1000000", "SPOOL_TARGET_FLUSH_MAX_BYTES": "1000000000",
+                 "SPOOL_TARGET_FLUSH_INTERVAL_SECONDS": "3600", "SPOOL_TARGET_MIN_FREE_DISK_MB": "0"}
+
+
+@pytest.mark.parametrize(
+    ("case", "free", "n", "size", "where"),
+    [
+        # s0's small records go to its work file's buffer first, then s1's spill
+        # fails; the failing run closes s0's work file, whose flush fails too (that
+        # close was an internal error).
+        ("work file write, then another's close", 256 * 1024, 400, (100, 2000), "writing work file"),
+        # Everything fits in the work file's buffer: the close at the end of input
+        # is the first write to reach the disk.
+        ("work file close", 24 * 1024, 20, 2000, "writing work file"),
+    ],
+)
+def test_disk_full_at_a_work_file_is_the_clear_disk_error(
+    tmp_path: Path, case: str, free: int, n: int, size: int | tuple[int, ...], where: str
+) -> None:
+    mnt = tmp_path / "small"
+    if not _mount_tmpfs(mnt, "size=2m"):
+        pytest.skip("cannot mount a small tmpfs here (needs root and CAP_SYS_ADMIN)")
+    try:
+        spool = mnt / "spool"
+        assert run_cli("ingest", "--spool", str(spool), input=blob_tap(1, 10)).returncode == 0  # the spool exists
+        filler = _leave_free(mnt, free)
+        result = run_cli("ingest", "--spool", str(spool), input=blob_tap(n, size), env=NO_SIZE_FLUSH)
+        assert _check_disk_full_run(spool, result, n, len(size) if isinstance(size, tuple) else 1) == where, case
+        _after_freeing_space_ingest_works(spool, filler)
+    finally:
+        _umount(mnt)
+
+
+def test_disk_full_at_every_point_of_a_run_is_the_clear_disk_error(tmp_path: Path) -> None:
+    """The same input with less and less room: the disk fills in the work files,
+    the segments, the manifest, the rejects, the run file... Every time: exit 5,
+    the disk error, I1 and I2, and a working spool once there is room again."""
+    mnt = tmp_path / "small"
+    if not _mount_tmpfs(mnt, "size=2m"):
+        pytest.skip("cannot mount a small tmpfs here (needs root and CAP_SYS_ADMIN)")
+    hit: set[str] = set()
+    try:
+        # The run needs about 590 KB: every size below stops it somewhere else.
+        for i, free in enumerate(k * 1024 for k in (4, 12, 24, 40, 64, 96, 140, 200, 280, 380, 480)):
+            spool = mnt / f"spool{i}"
+            assert run_cli("ingest", "--spool", str(spool), input=blob_tap(1, 10)).returncode == 0
+            filler = _leave_free(mnt, free)
+            result = run_cli("ingest", "--spool", str(spool), input=blob_tap(600, 1400, streams=3, seed=i),
+                             env={"SPOOL_TARGET_FLUSH_MAX_ROWS": "60", "SPOOL_TARGET_MIN_FREE_DISK_MB": "0"})
+            hit.add(_check_disk_full_run(spool, result, 600, 3))
+            _after_freeing_space_ingest_works(spool, filler)
+            subprocess.run(["rm", "-rf", str(spool)], check=True)
+    finally:
+        _umount(mnt)
+    assert len(hit) >= 2, hit  # the sweep really filled the disk at different writes
+
+
 def test_read_only_spool_is_a_clear_error(tmp_path: Path) -> None:
     mnt = tmp_path / "ro"
     if not _mount_tmpfs(mnt, "size=1m,ro"):
@@ -186,7 +293,7 @@ def test_read_only_spool_is_a_clear_error(tmp_path: Path) -> None:
     try:
         result = run_cli("ingest", "--spool", str(mnt / "spool"), input=tap(5))
         assert result.returncode == 5
-        assert b"permission denied while creating" in result.stderr
+        assert b"read-only file system while creating" in result.stderr and b"mounted read-only" in result.stderr
         assert result.stdout == b""
     finally:
         _umount(mnt)

@@ -131,6 +131,22 @@ class _Buffer:
             raise describe_os_error(err, "writing work file", self.path) from err
         pending.clear()
 
+    def abandon(self) -> None:
+        """Drop a buffer that will never be committed (the run is failing).
+
+        Its close may fail like any write (a full disk: the flush of the last
+        64 KB), and must not hide the error that ends the run; its records
+        were never acknowledged, so the tap sends them again. Removing the
+        file gives its space back."""
+        try:
+            self.fh.close()
+        except OSError:
+            pass
+        try:
+            self.path.unlink()
+        except OSError:
+            pass
+
     @property
     def rows(self) -> int:
         return len(self.lines)
@@ -513,7 +529,7 @@ class Ingester:
             self._jobs.put(None)
             thread.join()
             for buf in self.buffers.values():
-                buf.fh.close()
+                buf.abandon()
             self._emit_ready()
             self.manifest.close()
             self.lock.release()
