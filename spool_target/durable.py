@@ -2,7 +2,9 @@
 
 Every file that something else relies on is written temp -> fsync -> rename ->
 fsync directory (as litestream does), and every append to a journal is
-followed by fsync before anyone is told about it. OSErrors become SpoolError
+followed by fsync before anyone is told about it. Every directory is created
+by ``make_dirs``, which fsyncs its parent: a file fsynced into a directory
+whose own entry was lost in a power cut is lost with it. OSErrors become SpoolError
 with the path and the advice a user needs (disk full, permission denied).
 """
 
@@ -54,6 +56,31 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def make_dirs(path: Path) -> None:
+    """``mkdir -p`` that survives a power cut: each directory it creates is
+    fsynced in its parent before it returns. Raises OSError like ``mkdir``.
+
+    The one way a spool directory comes to exist (streams/<stream>,
+    rejects/<stream>, quarantine, runs, replays/<run>, ...)."""
+    path = Path(path)
+    missing: list[Path] = []
+    p = path
+    while not p.is_dir():
+        missing.append(p)
+        if p.parent == p:
+            break
+        p = p.parent
+    for d in reversed(missing):
+        try:
+            d.mkdir()
+        except FileExistsError:
+            if not d.is_dir():
+                raise
+            # Another process made it a moment ago; its entry may not be
+            # durable yet, and the fsync below costs little.
+        fsync_dir(d.parent)
+
+
 def fsync_file(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -71,7 +98,7 @@ def publish(tmp: Path, final: Path) -> None:
     """
     try:
         fsync_file(tmp)
-        final.parent.mkdir(parents=True, exist_ok=True)
+        make_dirs(final.parent)
         os.replace(tmp, final)
         fsync_dir(final.parent)
     except OSError as err:
@@ -83,7 +110,7 @@ def write_atomic(final: Path, data: bytes, tmp_dir: Path | None = None) -> None:
     """Write a whole small file atomically (temp, fsync, rename, fsync dir)."""
     tmp = (tmp_dir or final.parent) / f".{final.name}.{os.getpid()}.tmp"
     try:
-        tmp.parent.mkdir(parents=True, exist_ok=True)
+        make_dirs(tmp.parent)
         with open(tmp, "wb") as fh:
             fh.write(data)
     except OSError as err:
@@ -98,7 +125,7 @@ class DurableAppender:
     def __init__(self, path: Path):
         self.path = path
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            make_dirs(path.parent)
             existed = path.exists()
             self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
             if not existed:

@@ -314,3 +314,90 @@ def test_huge_record_is_spooled_intact(spool: Path) -> None:
     assert result.returncode == 0, result.stderr
     seg = next(e for e in manifest_entries(spool) if e["kind"] == "segment")
     assert pq.read_table(spool / seg["path"], columns=["blob"]).column("blob")[0].as_py() == blob
+
+
+# Runs the real CLI with a passive recorder: every mkdir, rename and fsync (with
+# the path of the fsynced descriptor), in order, from every thread.
+_TRACER = r"""
+import os, sys
+trace = open(sys.argv[1], "a", buffering=1)
+def hook(event, args):
+    if event == "os.mkdir":
+        trace.write("mkdir\t" + os.path.abspath(os.fsdecode(args[0])) + "\n")
+    elif event == "os.rename":
+        trace.write("rename\t" + os.path.abspath(os.fsdecode(args[1])) + "\n")
+sys.addaudithook(hook)
+real_fsync = os.fsync
+def fsync(fd):
+    fd = fd if isinstance(fd, int) else fd.fileno()
+    path = os.readlink(f"/proc/self/fd/{fd}")
+    real_fsync(fd)
+    trace.write("fsync\t" + path + "\n")
+os.fsync = fsync
+sys.argv = ["spool-target", *sys.argv[2:]]
+from spool_target.cli import main
+main()
+"""
+
+
+def _traced_cli(trace: Path, *args: str, input: bytes | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", _TRACER, str(trace), *args], input=input, capture_output=True,
+                          env=cli_env(), timeout=120)
+
+
+def test_every_new_spool_directory_is_fsynced_in_its_parent_before_it_is_used(tmp_path: Path) -> None:
+    """A directory's own entry lives in its parent: until the parent is fsynced,
+    a power cut can lose the directory and every fsynced file in it. For each
+    directory a run creates, its parent must be fsynced before anything in it is
+    fsynced or renamed into it (the moment something relies on it)."""
+    spool = tmp_path / "spool"
+    trace = tmp_path / "trace.tsv"
+    props = {"id": {"type": "integer"}, "age": {"type": "integer"}}
+    first = singer_lines([schema_msg("users", props, ["id"]), schema_msg("orders", {"id": {"type": "integer"}}, ["id"]),
+                          record_msg("users", {"id": 1, "age": 30}), record_msg("users", {"id": 2, "age": "x"}),
+                          record_msg("orders", {"id": 7}), state_msg(1)])
+    r = _traced_cli(trace, "ingest", "--spool", str(spool), input=first)
+    assert r.returncode == 0, r.stderr.decode()
+    # A segment file without a manifest entry (a crash before its commit): the next run quarantines it.
+    orphan = next((spool / "streams").glob("users-*/*.parquet"))
+    (orphan.parent / "000999999-deadbeef.parquet").write_bytes(orphan.read_bytes())
+    r = _traced_cli(trace, "ingest", "--spool", str(spool), input=first)
+    assert r.returncode == 0, r.stderr.decode()
+    r = _traced_cli(trace, "rejects", "replay", "--spool", str(spool))
+    assert r.returncode == 0, r.stderr.decode()
+    r = _traced_cli(trace, "load", "--spool", str(spool))
+    assert r.returncode == 0, r.stderr.decode()
+
+    events = [tuple(line.split("\t", 1)) for line in trace.read_text().splitlines()]
+    root = str(spool.resolve())
+    first_mkdir: dict[str, int] = {}  # the first attempt is the one that created it (later ones find it there)
+    for i, (kind, path) in enumerate(events):
+        if kind == "mkdir" and path.startswith(root):
+            first_mkdir.setdefault(path, i)
+    created = [(i, path) for path, i in first_mkdir.items()]
+    names = {Path(p).relative_to(root).parts[0] if p != root else "." for _, p in created}
+    assert {".", "streams", "rejects", "tmp", "runs", "quarantine", "replays"} <= names, names
+    assert sum(1 for _, p in created if Path(p).parent.name == "streams") == 2  # one per stream
+    assert any(Path(p).parent.name == "rejects" for _, p in created)
+    assert any(Path(p).parent.name == "replays" for _, p in created)
+    for i, path in created:
+        parent = str(Path(path).parent)
+        inside = path + "/"
+        synced = next((j for j in range(i + 1, len(events)) if events[j] == ("fsync", parent)), None)
+        used = next((j for j in range(i + 1, len(events))
+                     if events[j][0] in ("fsync", "rename") and events[j][1].startswith(inside)), None)
+        assert synced is not None, f"{path} was created but its parent was never fsynced"
+        assert used is None or synced < used, f"{events[used]} relied on {path} before its parent was fsynced"
+
+
+def test_spool_directories_are_only_created_by_the_durable_helper() -> None:
+    """One way to create a directory (durable.make_dirs), so none is created without its parent fsync."""
+    package = Path(__file__).resolve().parent.parent / "spool_target"
+    offenders = []
+    for path in package.rglob("*.py"):
+        if path.name == "durable.py":
+            continue
+        for n, line in enumerate(path.read_text().splitlines(), 1):
+            if any(call in line for call in (".mkdir(", "os.makedirs(", "os.mkdir(")):
+                offenders.append(f"{path.relative_to(package)}:{n}: {line.strip()}")
+    assert not offenders, "create directories with durable.make_dirs:\n" + "\n".join(offenders)

@@ -34,7 +34,7 @@ from typing import IO, Any, Callable, Iterator
 import orjson
 import pyarrow as pa
 
-from ..durable import DurableAppender, describe_os_error
+from ..durable import DurableAppender, describe_os_error, make_dirs
 from ..errors import InputError, SpoolError, TooManyRejects
 from ..faults import crash_point
 from ..logs import Log
@@ -239,7 +239,7 @@ class Ingester:
                     moved_to=str(dest.relative_to(self.layout.root)),
                 )
                 try:
-                    dest.parent.mkdir(parents=True, exist_ok=True)
+                    make_dirs(dest.parent)
                     os.replace(p, dest)
                 except OSError as err:
                     raise describe_os_error(err, "quarantining", p) from err

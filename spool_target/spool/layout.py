@@ -79,12 +79,12 @@ class SpoolLayout:
         return self.manifest.exists()
 
     def create_dirs(self) -> None:
+        from ..durable import describe_os_error, make_dirs
+
         for p in (self.root, self.streams, self.tmp, self.root / REJECTS, self.runs):
             try:
-                p.mkdir(parents=True, exist_ok=True)
+                make_dirs(p)
             except OSError as err:
-                from ..durable import describe_os_error
-
                 raise describe_os_error(err, "creating", p) from err
 
 
@@ -103,11 +103,12 @@ class SpoolLock:
     def acquire(self, wait_seconds: float = 0.0) -> "SpoolLock":
         """Take the lock, waiting up to ``wait_seconds`` for a short holder
         (prune and verify hold the ingest lock for a moment only)."""
+        from ..durable import describe_os_error, make_dirs
+
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            make_dirs(self.path.parent)
             self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as err:
-            from ..durable import describe_os_error
 
             raise describe_os_error(err, "opening lock file", self.path) from err
         deadline = time.monotonic() + wait_seconds
