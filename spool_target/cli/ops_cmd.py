@@ -282,6 +282,7 @@ def replay_command(
         flush_interval_seconds=config.flush_interval_seconds,
         max_rejects=None,
         min_free_disk_mb=config.min_free_disk_mb,
+        lock_wait_seconds=config.lock_wait_seconds,
     )
     report = run_command(log, lambda: replay_rejects(options, log, stream=stream, schema_file=schema))
     if not report.streams:

@@ -41,7 +41,7 @@ from ..logs import Log
 from ..schema import DELETED_AT, EXTRA_COLUMN, SEQUENCE, StreamSchema, parse_schema_message
 from . import batch
 from .convert import Converter
-from .layout import SpoolLayout, SpoolLock, stream_dir
+from .layout import SpoolLayout, acquire_ingest_lock, stream_dir
 from .lines import line_chunks
 from .manifest import ManifestWriter, utc_now_iso
 from .segment import write_segment
@@ -54,6 +54,7 @@ class IngestOptions:
     flush_interval_seconds: float = 10.0
     max_rejects: int | None = None
     min_free_disk_mb: int = 1024
+    lock_wait_seconds: float = 900.0  # how long to wait for a prune or verify holding the manifest
 
 
 @dataclass
@@ -211,7 +212,7 @@ class Ingester:
     # ----- setup -------------------------------------------------------
     def _prepare(self) -> None:
         self.layout.create_dirs()
-        self.lock = SpoolLock(self.layout.root / "ingest.lock", "ingest").acquire(wait_seconds=2.0)
+        self.lock = acquire_ingest_lock(self.layout.root, self.log, self.opt.lock_wait_seconds)
         self.manifest = ManifestWriter(self.layout, self.log)
         self._sweep_leftovers()
         self.last_sequence: dict[str, int] = {}
