@@ -65,12 +65,14 @@ def make_dirs(path: Path) -> None:
     path = Path(path)
     missing: list[Path] = []
     p = path
-    while not p.is_dir():
+    while not p.exists():
         missing.append(p)
         if p.parent == p:
             break
         p = p.parent
-    for d in reversed(missing):
+    if not missing and not path.is_dir():
+        raise FileExistsError(errno.EEXIST, "File exists (not a directory)", str(path))
+    for d in reversed(missing):  # under a file, the first mkdir fails with ENOTDIR, as mkdir -p does
         try:
             d.mkdir()
         except FileExistsError:
