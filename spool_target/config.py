@@ -137,6 +137,14 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("min_free_disk_mb", int, 1024, "Warn when the spool's filesystem has less free space than this.", "spool"),
     Setting(
+        "lock_wait_seconds",
+        float,
+        900.0,
+        "How long `ingest` waits for a `prune` (or `verify`) that is writing the spool's manifest before it "
+        "exits 5, logging what it waits for; another ingest on the same spool is never waited for.",
+        "spool",
+    ),
+    Setting(
         "retention",
         _opt_duration,
         None,

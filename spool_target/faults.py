@@ -4,6 +4,10 @@
 itself the n-th time (default: the first) it reaches that point. Unset
 (always, outside tests) a check costs one string comparison, and the
 checks sit only at commit boundaries, never in per-record loops.
+
+``SPOOL_TARGET_TEST_STOP_AT=<point>`` makes it SIGSTOP itself there instead,
+so a test can hold it at that instant (a prune holding the manifest, say) and
+let it go on with SIGCONT.
 """
 
 from __future__ import annotations
@@ -34,3 +38,11 @@ def die() -> None:
 def crash_point(name: str) -> None:
     if reached(name):
         die()
+
+
+_STOP_AT = os.environ.get("SPOOL_TARGET_TEST_STOP_AT", "")
+
+
+def stop_point(name: str) -> None:
+    if _STOP_AT and name == _STOP_AT:
+        os.kill(os.getpid(), signal.SIGSTOP)

@@ -112,7 +112,7 @@ def verify_spool(config: Config, log: Log, *, check_destination: bool | None = N
 
 def _ingest_running(layout: SpoolLayout) -> bool:
     try:
-        SpoolLock(layout.root / "ingest.lock", "ingest").acquire().release()
+        SpoolLock(layout.root / "ingest.lock", "ingest", holder="verify").acquire().release()
     except SpoolLocked:
         return True
     return False

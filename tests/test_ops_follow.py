@@ -167,3 +167,39 @@ def test_meltano_entry_point_can_load_in_the_background(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr.decode()
     assert json.loads(result.stdout) == {"done": True}
     assert query(spool / "spool.duckdb", "SELECT count(*), count(DISTINCT id) FROM users") == [(50, 50)]
+
+
+def test_follow_reads_whole_lines_after_ingest_cuts_a_torn_manifest_tail(tmp_path: Path) -> None:
+    """A crash mid-append leaves half a STATE line; the follower reads it; the
+    next ingest cuts it and appends its segment where it was. The follower must
+    see that segment (it used to resume at its old offset, mid-line, and glue the
+    torn half to the segment entry's tail, hiding it)."""
+    spool = tmp_path / "spool"
+    db = spool / "spool.duckdb"
+    pad = "x" * 300  # a long STATE: its torn half covers where the next entry says what it is
+    ingest(spool, [*users(range(0, 5)), state_msg({"upto": 4, "pad": pad})])
+    # The second run's appends: its segment, then its STATE -- killed half way through the STATE.
+    crashed = cli("ingest", "--spool", str(spool), input=singer_lines([*users(range(5, 10)), state_msg({"upto": 9, "pad": pad})]),
+                  env={"SPOOL_TARGET_TEST_CRASH_AT": "manifest:torn-append:2"}, expect=None)
+    assert crashed.returncode == -signal.SIGKILL, crashed.stderr.decode()
+    manifest = (spool / "manifest.jsonl").read_bytes()
+    torn = manifest[manifest.rfind(b"\n") + 1 :]
+    assert torn.startswith(b'{"n":') and b'"kind":"state"' in torn and len(torn) > 150, torn  # really torn, really long
+
+    follower = spawn("load", "--spool", str(spool), "--follow", "--until-idle", "5", "--log-format", "json",
+                     stderr=subprocess.PIPE)
+    assert follower.stderr is not None
+    seen: list[bytes] = []
+    for line in follower.stderr:  # it has read the torn manifest and loaded what was committed
+        seen.append(line)
+        if b"load succeeded: 10 rows" in line:
+            break
+    repaired = ingest(spool, [*users(range(10, 15)), state_msg({"upto": 14})])
+    assert b"torn last line" in repaired.stderr
+    assert len((spool / "manifest.jsonl").read_bytes()) > len(manifest)  # grown past where the follower had read to
+    err = b"".join(seen) + follower.stderr.read()
+    follower.wait(timeout=60)
+    assert follower.returncode == 0, err.decode()
+    assert query(db, "SELECT count(*), count(DISTINCT id) FROM users") == [(15, 15)], err.decode()
+    session = follow_session(spool)
+    assert (session["state"], session["rows"], session["up_to_date"]) == ("idle", 15, True)

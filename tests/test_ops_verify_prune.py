@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
+import time
 from pathlib import Path
 
 import duckdb
 
-from conftest import manifest_entries
+from conftest import manifest_entries, singer_lines, state_msg
 from opskit import cli, duckdb_locked, ingest, json_logs, ledger_rows, query, spawn, users, wait_for
 
 
@@ -82,7 +83,7 @@ def test_prune_deletes_only_what_the_ledger_confirms(tmp_path: Path) -> None:
     assert b"nothing was pruned" in down.stderr and (spool / old).exists()
 
     busy = spawn("ingest", "--spool", str(spool), stdin=subprocess.PIPE, stderr=subprocess.DEVNULL)
-    wait_for(lambda: (spool / "ingest.lock").read_text() == str(busy.pid), what="the ingest lock")
+    wait_for(lambda: (spool / "ingest.lock").read_text().split() == [str(busy.pid), "ingest"], what="the ingest lock")
     locked = cli("prune", "--spool", str(spool), "--log-format", "text", expect=5)
     assert b"error: cannot prune now: another ingest is already running" in locked.stderr
     busy.communicate(b"")
@@ -136,3 +137,83 @@ def test_retention_makes_load_prune_as_it_goes(tmp_path: Path) -> None:
     assert {"type": "counter", "metric": "record_count", "value": 3, "tags": {"stream": "users", "phase": "load", "table": "users"}} in [
         {k: m[k] for k in ("type", "metric", "value", "tags")} for m in metrics
     ]
+
+
+def _stopped(proc: subprocess.Popen) -> bool:
+    """The process has SIGSTOPped itself (state T in /proc)."""
+    try:
+        return Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "T"
+    except OSError:
+        return False
+
+
+def _held_prune(spool: Path) -> subprocess.Popen:
+    """A real prune, stopped while it holds the spool's manifest (as one on a large spool would be, for minutes)."""
+    prune = spawn("prune", "--spool", str(spool), "--older-than", "0s", "--log-format", "text",
+                  env={"SPOOL_TARGET_TEST_STOP_AT": "prune:locked"}, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    wait_for(lambda: _stopped(prune), what="the prune to hold the lock")
+    assert (spool / "ingest.lock").read_text().split() == [str(prune.pid), "prune"]
+    return prune
+
+
+def test_ingest_waits_for_a_prune_that_holds_the_manifest_and_then_runs(tmp_path: Path) -> None:
+    spool = tmp_path / "spool"
+    ingest(spool, users(range(4)), env={"SPOOL_TARGET_FLUSH_MAX_ROWS": "2"})
+    cli("load", "--spool", str(spool), "--log-format", "json")
+    loaded = segment_paths(spool)
+    prune = _held_prune(spool)
+    try:
+        tap = spawn("ingest", "--spool", str(spool), "--log-format", "json",
+                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        assert tap.stdin is not None and tap.stderr is not None
+        tap.stdin.write(singer_lines([*users(range(4, 7)), state_msg({"upto": 6})]))
+        tap.stdin.close()
+        first = json.loads(tap.stderr.readline())  # what it waits for, said at once
+        assert first["message"].startswith(f"waiting for a prune (pid {prune.pid}) to finish with the spool's manifest")
+        time.sleep(4)  # longer than ingest ever waited before (2 s): a prune of a large spool takes longer
+        assert tap.poll() is None, "ingest gave up while a prune held the manifest"
+    finally:
+        prune.send_signal(signal.SIGCONT)
+    pruned_out, pruned_err = prune.communicate(timeout=60)
+    assert prune.returncode == 0, pruned_err.decode()
+    assert tap.stdout is not None
+    out, err = tap.stdout.read(), tap.stderr.read()
+    assert tap.wait(timeout=60) == 0, err.decode()
+    assert json.loads(out) == {"upto": 6}  # the tap's STATE, after its records were committed
+    entries = manifest_entries(spool)
+    assert [e["path"] for e in entries if e["kind"] == "pruned"] == loaded and not any((spool / p).exists() for p in loaded)
+    new = [e for e in entries if e["kind"] == "segment" and e["path"] not in loaded]
+    assert sum(e["rows"] for e in new) == 3
+    assert max(i for i, e in enumerate(entries) if e["kind"] == "pruned") < entries.index(new[0])  # the prune went first
+
+
+def test_ingest_gives_up_on_a_prune_after_lock_wait_seconds_and_never_waits_for_another_ingest(tmp_path: Path) -> None:
+    spool = tmp_path / "spool"
+    ingest(spool, users(range(2)))
+    cli("load", "--spool", str(spool), "--log-format", "json")
+    before = (spool / "manifest.jsonl").read_bytes()
+    prune = _held_prune(spool)
+    try:
+        started = time.monotonic()
+        r = cli("ingest", "--spool", str(spool), "--log-format", "text", input=singer_lines(users(range(2, 4))),
+                env={"SPOOL_TARGET_LOCK_WAIT_SECONDS": "1.5"}, expect=5)
+        assert 1.5 <= time.monotonic() - started < 30
+        err = r.stderr.decode()
+        assert f"waiting for a prune (pid {prune.pid})" in err
+        assert f"error: a prune (pid {prune.pid}) has held spool {spool}'s manifest for" in err
+        assert "lock_wait_seconds=1.5 and gives up" in err and r.stdout == b""
+        assert (spool / "manifest.jsonl").read_bytes() == before  # nothing written
+    finally:
+        prune.send_signal(signal.SIGCONT)
+        prune.communicate(timeout=60)
+
+    busy = spawn("ingest", "--spool", str(spool), stdin=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: (spool / "ingest.lock").read_text().split() == [str(busy.pid), "ingest"], what="the ingest lock")
+        started = time.monotonic()
+        r = cli("ingest", "--spool", str(spool), "--log-format", "text", input=singer_lines(users(range(2, 4))), expect=5)
+        assert time.monotonic() - started < 20  # at once, with the default lock_wait_seconds of 900
+        assert f"error: another ingest is already running on spool {spool} (pid {busy.pid})".encode() in r.stderr
+        assert b"waiting for" not in r.stderr
+    finally:
+        busy.communicate(b"")

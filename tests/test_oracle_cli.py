@@ -186,3 +186,71 @@ def test_the_oracle_benchmark_says_what_it_needs_when_no_database_is_set():
                        capture_output=True, timeout=60)
     assert r.returncode == 2
     assert b"bench_oracle: no database to measure. Set SPOOL_TARGET_TEST_ORACLE_DSN" in r.stderr
+
+
+# A password that JSON and repr both escape: scrubbing the encoded text would miss it.
+HARD_PASSWORD = 'pa"ss\\word'
+HARD_FORMS = [HARD_PASSWORD, 'pa\\"ss\\\\word', 'pa"ss\\\\word']  # as is, JSON-escaped, inside a repr
+
+
+def assert_no_hard_password(spool: Path, *outputs: bytes) -> None:
+    for form in HARD_FORMS:
+        for out in outputs:
+            assert form.encode() not in out, (form, out.decode(errors="replace")[-2000:])
+        for p in spool.rglob("*"):
+            if p.is_file():
+                assert form.encode() not in p.read_bytes(), (form, p)
+
+
+@pytest.mark.parametrize("fmt", ["json", "text"])
+@pytest.mark.parametrize("where", ["url", "dsn with credentials"])
+def test_a_password_with_quotes_and_backslashes_stays_out_of_every_output(spooled: Path, fmt: str, where: str):
+    """I7 for a password JSON and repr would escape. "dsn with credentials" is an
+    old-style `user/password@host/svc` DSN: the driver quotes it back in its error."""
+    port = free_port()
+    env = {"SPOOL_TARGET_ORACLE_PASSWORD": HARD_PASSWORD, "SPOOL_TARGET_CONNECT_TIMEOUT": "0.5",
+           "SPOOL_TARGET_TCP_CONNECT_TIMEOUT": "0.5"}
+    if where == "url":
+        target = ["--destination", f"oracle://scott@127.0.0.1:{port}/FREEPDB1"]
+    else:
+        env |= {"SPOOL_TARGET_USER": "scott", "SPOOL_TARGET_DSN": f"scott/{HARD_PASSWORD}@127.0.0.1:{port}/FREEPDB1"}
+        target = []
+    common = ["--spool", str(spooled), *target, "--log-format", fmt]
+    outputs: list[bytes] = []
+    r = run_cli("load", *common, "--max-wait", "1", env=env, timeout=60)
+    assert r.returncode in (6, 75), r.stderr.decode()  # the DSN does not parse (6); the closed port is an outage (75)
+    assert b"scott" in r.stderr  # the error names the destination...
+    outputs += [r.stdout, r.stderr]
+    for extra in ([], ["--json"]):
+        r = run_cli("status", *common, *extra, env={**env, "SPOOL_TARGET_MAX_WAIT_SECONDS": "1"}, timeout=60)
+        assert r.returncode == 0 and b"scott@" in r.stdout, r.stderr.decode()  # ...and so does status
+        outputs += [r.stdout, r.stderr]
+    r = run_cli("check", *common, "--max-wait", "1", "--json", env=env, timeout=60)
+    assert r.returncode in (6, 75), r.stderr.decode()
+    outputs += [r.stdout, r.stderr]
+    runs = list((spooled / "runs").glob("load-*.json"))
+    assert runs and json.loads(runs[-1].read_text())["error"]  # the run file says why
+    assert_no_hard_password(spooled, *outputs)  # ...without the password, in any form (I7)
+
+
+@pytest.mark.parametrize("fmt", ["json", "text"])
+def test_log_lines_scrub_a_secret_before_encoding_it(fmt: str):
+    """Every place a secret can ride in a log line: the message, a field, a nested
+    field, a field that is not a string, a message that quotes its repr."""
+    import io
+
+    from spool_target.logs import Log
+
+    out = io.StringIO()
+    log = Log(fmt, stream=out)
+    log.redact(HARD_PASSWORD)
+    log.error(f"connect string {HARD_PASSWORD} refused", dsn=f"scott/{HARD_PASSWORD}@db")
+    log.warning("nested", detail={"dsn": [HARD_PASSWORD], HARD_PASSWORD: 1}, err=ValueError(HARD_PASSWORD))
+    log.info(f"settings {({'password': HARD_PASSWORD})!r}")
+    text = out.getvalue()
+    for form in HARD_FORMS:
+        assert form not in text, (form, text)
+    assert text.count("***") >= 6
+    if fmt == "json":
+        first = json.loads(text.splitlines()[0])
+        assert first["message"] == "connect string *** refused" and first["dsn"] == "scott/***@db"

@@ -73,6 +73,12 @@ def make_log(config: Config, quiet: bool = False) -> Log:
     return log
 
 
+def echo(log: Log, text: str, *, err: bool = False) -> None:
+    """Print a command's result: it may name the destination or quote its
+    errors, which may quote a connect string, so it is scrubbed like a log line (I7)."""
+    typer.echo(log.scrub(text), err=err)
+
+
 def run_command(log: Log | None, fn: Callable[[], T]) -> T:
     """Run library code; map our errors to their exit codes with a clear message."""
     try:

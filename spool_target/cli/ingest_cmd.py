@@ -59,6 +59,7 @@ def _run_ingest(
             flush_interval_seconds=config.flush_interval_seconds,
             max_rejects=config.max_rejects,
             min_free_disk_mb=config.min_free_disk_mb,
+            lock_wait_seconds=config.lock_wait_seconds,
         )
         if input_file is None:
             return ingest_with_run_file(options, log, sys.stdin.fileno(), out, progress)

@@ -21,6 +21,7 @@ from .common import (
     MaxWaitOption,
     QuietOption,
     SpoolOption,
+    echo,
     make_config,
     make_log,
     run_command,
@@ -110,4 +111,4 @@ def status_command(
     config = make_config(config_files, spool_dir=str(spool) if spool else None, destination=destination, log_format=log_format)
     log = make_log(config)
     report = run_command(log, lambda: spool_status(config, log))
-    typer.echo(json.dumps(report.to_json(), indent=2, ensure_ascii=False) if as_json else render_status(report))
+    echo(log, json.dumps(log.scrub_data(report.to_json()), indent=2, ensure_ascii=False) if as_json else render_status(report))

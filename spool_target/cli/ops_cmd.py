@@ -22,6 +22,7 @@ from .common import (
     MaxWaitOption,
     QuietOption,
     SpoolOption,
+    echo,
     make_config,
     make_log,
     run_command,
@@ -136,10 +137,10 @@ def verify_command(
     check = False if no_destination else (True if destination else None)
     report = run_command(log, lambda: verify_spool(config, log, check_destination=check))
     for problem in report.problems:
-        typer.echo(problem.line())
+        echo(log, problem.line())
     for note in report.notes:
-        typer.echo(f"note: {note}", err=True)
-    typer.echo(report.summary(), err=True)
+        echo(log, f"note: {note}", err=True)
+    echo(log, report.summary(), err=True)
     run_command(log, lambda: raise_for_problems(report))
 
 
@@ -181,7 +182,7 @@ def prune_command(
     verb = "would prune" if report.state is PruneState.DRY_RUN else "pruned"
     for seg in report.plan.delete:
         typer.echo(f"{verb} {seg.path} (stream {seg.stream!r}, {seg.rows:,} rows, {seg.bytes:,} bytes)")
-    typer.echo(report.summary(), err=True)
+    echo(log, report.summary(), err=True)
 
 
 rejects_app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None)
@@ -281,6 +282,7 @@ def replay_command(
         flush_interval_seconds=config.flush_interval_seconds,
         max_rejects=None,
         min_free_disk_mb=config.min_free_disk_mb,
+        lock_wait_seconds=config.lock_wait_seconds,
     )
     report = run_command(log, lambda: replay_rejects(options, log, stream=stream, schema_file=schema))
     if not report.streams:

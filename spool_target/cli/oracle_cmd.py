@@ -61,7 +61,7 @@ def check_command(
     )
     log = make_log(config, quiet)
     report = run_command(log, lambda: run_check(config, log))
-    typer.echo(log.scrub(json.dumps(report.to_json(), indent=2) if as_json else report.render()))
+    typer.echo(log.scrub(json.dumps(log.scrub_data(report.to_json()), indent=2) if as_json else report.render()))
     if not report.ok:
         missing = ", ".join(i.name for i in report.items if i.ok is False)
 

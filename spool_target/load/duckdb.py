@@ -36,6 +36,7 @@ from typing import Any, Sequence
 
 import duckdb
 
+from ..durable import make_dirs
 from ..errors import SegmentCorrupt
 from ..naming import DUCKDB, TableRef
 from .destination import (
@@ -109,7 +110,7 @@ class DuckDBDestination(Destination):
         if access is Access.READ_ONLY and not self.path.exists():
             raise DestinationMissing(f"{self.path} does not exist yet (nothing was loaded)")
         if access is Access.READ_WRITE:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            make_dirs(self.path.parent)
         self.con = duckdb.connect(str(self.path), read_only=access is Access.READ_ONLY)
         # Widening a timestamp to text must not depend on the machine's zone.
         self.con.execute("SET TimeZone = 'UTC'")

@@ -173,7 +173,7 @@ class LoadEngine:
             started_at=utc_now_iso(),
         )
         self._previous = previous_run(self.layout)
-        write_run_file(self.layout, report)
+        write_run_file(self.layout, report, self.log)
         try:
             self._with_retries(self._load_all)
             report.state = RunState.PARTIAL if report.stopped else RunState.SUCCEEDED
@@ -188,7 +188,7 @@ class LoadEngine:
             report.seconds = time.monotonic() - started
             for sr in report.streams.values():  # a destination may reject records while loading (Oracle: '' keys)
                 sr.rejected = count_rejects(self.layout, sr.stream)
-            write_run_file(self.layout, report)
+            write_run_file(self.layout, report, self.log)
             self.reporter.finish(report)
         if report.stopped:
             where = "; ".join(f"stream {s.stream!r}: {s.error}" for s in report.stopped)

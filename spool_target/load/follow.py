@@ -135,31 +135,49 @@ class _Signals:
 
 
 class _ManifestWatch:
-    """Tells whether work entries were appended since the last look, reading only new bytes."""
+    """Tells whether work entries were appended since the last look.
+
+    It remembers where its last complete line ended -- never a byte count
+    that may sit inside a torn tail -- and reads from there each time. An
+    ingest that finds a torn last line cuts it off at the end of the last
+    complete line and appends after it, so that boundary stays the start of a
+    line; the torn bytes are read again with what replaced them instead of
+    being glued to the middle of a new entry (which would hide a segment
+    committed right after the cut). If the boundary is no longer a line end
+    (the file shrank below it, or was replaced), it starts over."""
 
     WORK = (b'"kind":"segment"', b'"kind":"activate_version"')
 
     def __init__(self, path: Path):
         self.path = path
-        self.offset = 0
-        self.tail = b""
+        self.boundary = 0  # bytes [0, boundary) are complete lines already looked at
+        self.inode: int | None = None
 
     def new_work(self) -> bool:
         try:
-            size = self.path.stat().st_size
+            with open(self.path, "rb") as fh:
+                st = os.fstat(fh.fileno())
+                if not self._still_valid(fh, st):
+                    self.boundary = 0
+                self.inode = st.st_ino
+                if st.st_size <= self.boundary:
+                    return False
+                fh.seek(self.boundary)
+                data = fh.read(st.st_size - self.boundary)
         except FileNotFoundError:
             return False
-        if size < self.offset:  # an ingest cut a torn last line: look at everything again
-            self.offset, self.tail = 0, b""
-        if size == self.offset:
+        complete = data.rfind(b"\n") + 1  # bytes after the last newline were never committed
+        self.boundary += complete
+        return any(marker in line for line in data[:complete].split(b"\n") for marker in self.WORK)
+
+    def _still_valid(self, fh: Any, st: os.stat_result) -> bool:
+        """Is ``boundary`` still the end of a complete line of the same file?"""
+        if self.boundary == 0:
+            return True
+        if st.st_ino != self.inode or st.st_size < self.boundary:
             return False
-        with open(self.path, "rb") as fh:
-            fh.seek(self.offset)
-            data = self.tail + fh.read(size - self.offset)
-        self.offset = size
-        lines = data.split(b"\n")
-        self.tail = lines.pop()
-        return any(marker in line for line in lines for marker in self.WORK)
+        fh.seek(self.boundary - 1)
+        return fh.read(1) == b"\n"
 
 
 class Follower:
@@ -354,7 +372,7 @@ class Follower:
                 f"stopped by {self.signals.stop} (load --follow): the transaction in progress was rolled back, "
                 "everything committed before it is in the ledger"
             )
-            write_run_file(self.layout, report)
+            write_run_file(self.layout, report, self.log)
             self.report.add(report)
 
     def _tidy_run_files(self, report: LoadReport) -> None:
@@ -401,7 +419,7 @@ class Follower:
 
     def _write_session(self) -> None:
         path = self.layout.runs / f"follow-{self.report.session}.json"
-        write_atomic(path, orjson.dumps(self.report.to_json(), option=orjson.OPT_INDENT_2))
+        write_atomic(path, self.log.dumps(self.report.to_json(), option=orjson.OPT_INDENT_2))
 
 
 def follow_load(config: Config, log: Log, mode: RunMode, options: FollowOptions) -> FollowReport:

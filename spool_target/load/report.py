@@ -18,6 +18,7 @@ from typing import Any
 import orjson
 
 from ..durable import write_atomic
+from ..logs import Log
 from ..spool.layout import SpoolLayout
 
 
@@ -111,10 +112,11 @@ def run_file(layout: SpoolLayout, run_id: str) -> Path:
     return layout.runs / f"load-{run_id}.json"
 
 
-def write_run_file(layout: SpoolLayout, report: LoadReport) -> None:
+def write_run_file(layout: SpoolLayout, report: LoadReport, log: Log) -> None:
     # The temp file goes next to the run file, not in tmp/: a starting ingest
-    # empties tmp/ and may run at the same time as a load.
-    write_atomic(run_file(layout, report.run_id), orjson.dumps(report.to_json(), option=orjson.OPT_INDENT_2))
+    # empties tmp/ and may run at the same time as a load. Errors quote the
+    # driver, which may quote a connect string: scrubbed before encoding (I7).
+    write_atomic(run_file(layout, report.run_id), log.dumps(report.to_json(), option=orjson.OPT_INDENT_2))
 
 
 def previous_run(layout: SpoolLayout) -> dict[str, Any] | None:

@@ -41,14 +41,14 @@ import msgspec
 import orjson
 import pyarrow as pa
 
-from ..durable import DurableAppender, describe_os_error
+from ..durable import DurableAppender, describe_os_error, make_dirs
 from ..errors import InputError, SpoolError, TooManyRejects
 from ..faults import crash_point
 from ..logs import Log
 from ..schema import SEQUENCE, StreamSchema, parse_schema_message
 from . import batch
 from .columns import RowBlock, build_segment
-from .layout import SpoolLayout, SpoolLock, stream_dir
+from .layout import SpoolLayout, acquire_ingest_lock, stream_dir
 from .lines import line_chunks
 from .manifest import ManifestWriter, utc_now_iso
 from .records import RecordDecoder, Rejected, lenient_message
@@ -66,6 +66,7 @@ class IngestOptions:
     flush_interval_seconds: float = 10.0
     max_rejects: int | None = None
     min_free_disk_mb: int = 1024
+    lock_wait_seconds: float = 900.0  # how long to wait for a prune or verify holding the manifest
 
 
 @dataclass
@@ -165,6 +166,22 @@ class _Buffer:
         except OSError as err:
             raise describe_os_error(err, "writing work file", self.path) from err
 
+    def abandon(self) -> None:
+        """Drop a buffer that will never be committed (the run is failing).
+
+        Its close may fail like any write (a full disk: the flush of the last
+        64 KB), and must not hide the error that ends the run; its records
+        were never acknowledged, so the tap sends them again. Removing the
+        file gives its space back."""
+        try:
+            self.fh.close()
+        except OSError:
+            pass
+        try:
+            self.path.unlink()
+        except OSError:
+            pass
+
     @property
     def count(self) -> int:
         return len(self.lines)
@@ -230,7 +247,7 @@ class Ingester:
     # ----- setup -------------------------------------------------------
     def _prepare(self) -> None:
         self.layout.create_dirs()
-        self.lock = SpoolLock(self.layout.root / "ingest.lock", "ingest").acquire(wait_seconds=2.0)
+        self.lock = acquire_ingest_lock(self.layout.root, self.log, self.opt.lock_wait_seconds)
         self.manifest = ManifestWriter(self.layout, self.log)
         self._sweep_leftovers()
         self.last_sequence: dict[str, int] = {}
@@ -258,7 +275,7 @@ class Ingester:
                     moved_to=str(dest.relative_to(self.layout.root)),
                 )
                 try:
-                    dest.parent.mkdir(parents=True, exist_ok=True)
+                    make_dirs(dest.parent)
                     os.replace(p, dest)
                 except OSError as err:
                     raise describe_os_error(err, "quarantining", p) from err
@@ -548,7 +565,7 @@ class Ingester:
             self._jobs.put(None)
             thread.join()
             for buf in self.buffers.values():
-                buf.fh.close()
+                buf.abandon()
             self._emit_ready()
             self.manifest.close()
             self.lock.release()

@@ -7,7 +7,8 @@
       tmp/                           work files of a running ingest; never read by load
       quarantine/                    segment files found without a manifest entry
       runs/                          one JSON summary per ingest or load run
-      ingest.lock, load.lock         advisory locks (flock) held while a command runs
+      ingest.lock, load.lock         advisory locks (flock) held while a command runs; each
+                                     says who holds it: "<pid> <holder>" (ingest, prune, verify)
 
 Stream names can hold any character; directory names on disk are a safe,
 stable rendering of them (``stream_dir``). The manifest keeps the real name.
@@ -21,6 +22,7 @@ import os
 import re
 import time
 from pathlib import Path
+from typing import Any
 
 from ..errors import SpoolError, SpoolLocked
 
@@ -79,12 +81,12 @@ class SpoolLayout:
         return self.manifest.exists()
 
     def create_dirs(self) -> None:
+        from ..durable import describe_os_error, make_dirs
+
         for p in (self.root, self.streams, self.tmp, self.root / REJECTS, self.runs):
             try:
-                p.mkdir(parents=True, exist_ok=True)
+                make_dirs(p)
             except OSError as err:
-                from ..durable import describe_os_error
-
                 raise describe_os_error(err, "creating", p) from err
 
 
@@ -92,23 +94,26 @@ class SpoolLock:
     """An exclusive, non-blocking flock on a file in the spool.
 
     The kernel drops it when the process dies (even by SIGKILL), so a crashed
-    run never leaves a stale lock behind.
+    run never leaves a stale lock behind. The file names its holder, so that
+    whoever waits can tell a prune (minutes at most) from an ingest (hours).
     """
 
-    def __init__(self, path: Path, purpose: str):
+    HOLDER_WIDTH = 63  # fixed, so rewriting the name never needs a new disk block
+
+    def __init__(self, path: Path, purpose: str, *, holder: str | None = None):
         self.path = path
-        self.purpose = purpose
+        self.purpose = purpose  # what the lock guards against: "another <purpose> is running"
+        self.holder = holder or purpose  # what this process is, for whoever waits
         self._fd = -1
 
     def acquire(self, wait_seconds: float = 0.0) -> "SpoolLock":
-        """Take the lock, waiting up to ``wait_seconds`` for a short holder
-        (prune and verify hold the ingest lock for a moment only)."""
+        """Take the lock, waiting up to ``wait_seconds`` for a short holder."""
+        from ..durable import describe_os_error, make_dirs
+
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            make_dirs(self.path.parent)
             self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as err:
-            from ..durable import describe_os_error
-
             raise describe_os_error(err, "opening lock file", self.path) from err
         deadline = time.monotonic() + wait_seconds
         while True:
@@ -119,24 +124,29 @@ class SpoolLock:
                 if time.monotonic() < deadline:
                     time.sleep(0.05)
                     continue
-                holder = ""
-                try:
-                    holder = os.read(self._fd, 64).decode().strip()
-                except OSError:
-                    pass
+                holder = read_lock_holder(self.path)
                 os.close(self._fd)
                 self._fd = -1
-                raise SpoolLocked(
-                    f"another {self.purpose} is already running on spool {self.path.parent}"
-                    + (f" (pid {holder})" if holder else ""),
-                    hint=f"wait for it to finish, or give this {self.purpose} its own --spool directory",
-                ) from None
-        os.ftruncate(self._fd, 0)
-        os.write(self._fd, str(os.getpid()).encode())
+                if holder is not None and holder[1] != self.purpose:
+                    what = f"a {holder[1]} (pid {holder[0]}) holds the {self.purpose} lock of spool {self.path.parent}"
+                else:
+                    what = f"another {self.purpose} is already running on spool {self.path.parent}" + (
+                        f" (pid {holder[0]})" if holder else ""
+                    )
+                raise SpoolLocked(what, hint=f"wait for it to finish, or give this {self.purpose} its own --spool directory") from None
+        record = f"{os.getpid()} {self.holder}"[: self.HOLDER_WIDTH].ljust(self.HOLDER_WIDTH) + "\n"
+        try:
+            os.pwrite(self._fd, record.encode(), 0)
+        except OSError:
+            pass  # the name is informational: the flock is what excludes (and a full disk must not stop a prune)
         return self
 
     def release(self) -> None:
         if self._fd >= 0:
+            try:  # no stale name for the next waiter to misread
+                os.pwrite(self._fd, b" " * self.HOLDER_WIDTH + b"\n", 0)
+            except OSError:
+                pass
             fcntl.flock(self._fd, fcntl.LOCK_UN)
             os.close(self._fd)
             self._fd = -1
@@ -146,6 +156,64 @@ class SpoolLock:
 
     def __exit__(self, *exc: object) -> None:
         self.release()
+
+
+def read_lock_holder(path: Path) -> tuple[int, str] | None:
+    """(pid, holder) as the lock file says, or None if it says nothing usable
+    (being written this instant, or written by an older version: pid only)."""
+    try:
+        words = path.read_text(errors="replace").split()
+    except OSError:
+        return None
+    if len(words) < 2 or not words[0].isdigit():
+        return None
+    return int(words[0]), " ".join(words[1:])
+
+
+# Holders of the ingest lock that finish on their own in minutes: an ingest
+# waits for them. Another ingest (or a replay) may run for hours: never waited for.
+SHORT_HOLDERS = ("prune", "verify")
+UNNAMED_HOLDER_GRACE_SECONDS = 2.0  # a holder writes its name right after taking the lock
+WAIT_LOG_EVERY_SECONDS = 30.0
+
+
+def acquire_ingest_lock(root: Path, log: Any, max_wait: float, *, sleep: Any = time.sleep) -> SpoolLock:
+    """The ingest lock (the manifest's single writer), for an ingest.
+
+    A prune or verify holding it is waited for, up to ``max_wait`` seconds
+    (setting ``lock_wait_seconds``), with a log line now and then saying for
+    whom; another ingest fails at once."""
+    lock = SpoolLock(root / "ingest.lock", "ingest")
+    started = time.monotonic()
+    said_at: float | None = None
+    while True:
+        try:
+            return lock.acquire()
+        except SpoolLocked:
+            holder = read_lock_holder(lock.path)
+            waited = time.monotonic() - started
+            if holder is None or holder[1] not in SHORT_HOLDERS:
+                if holder is None and waited < UNNAMED_HOLDER_GRACE_SECONDS:
+                    sleep(0.05)
+                    continue
+                raise
+            pid, name = holder
+            if waited >= max_wait:
+                raise SpoolLocked(
+                    f"a {name} (pid {pid}) has held spool {root}'s manifest for {waited:.0f}s; ingest waited "
+                    f"lock_wait_seconds={max_wait:g} and gives up",
+                    hint=f"let the {name} finish (or stop it), then run the tap again; raise lock_wait_seconds "
+                    "if prunes of this spool take longer. Nothing was written",
+                ) from None
+            now = time.monotonic()
+            if said_at is None or now - said_at >= WAIT_LOG_EVERY_SECONDS:
+                log.info(
+                    f"waiting for a {name} (pid {pid}) to finish with the spool's manifest "
+                    f"({waited:.0f}s so far, up to {max_wait:g}s); the tap's input waits meanwhile",
+                    spool=str(root),
+                )
+                said_at = now
+            sleep(0.1)
 
 
 def require_spool(root: Path | str) -> SpoolLayout:

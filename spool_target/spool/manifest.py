@@ -13,7 +13,10 @@ One JSON object per line, in commit order; ``kind`` says what it is:
 
 Every entry carries ``n``, its position. A line is only "committed" once
 its trailing newline is fsynced, so a crash mid-append leaves at most one
-torn last line: readers ignore it and the next writer cuts it off.
+torn last line: readers ignore it and the next writer cuts it off, exactly at
+the end of the last complete line, and appends from there. A reader that
+follows the file (``load --follow``) must therefore resume from the end of the
+last complete line it saw, never from a byte count that included a torn tail.
 """
 
 from __future__ import annotations

@@ -16,7 +16,9 @@ missing, which stops loads of its stream.
 The manifest has a single writer: prune takes the ingest lock while it
 appends, so it never races an ingest (or a replay). It does not wait for
 one: an ingest can run for hours. ``load`` with ``retention`` set skips its
-prune while an ingest runs and tries again later.
+prune while an ingest runs and tries again later. The other way round, an
+ingest that starts while a prune holds the lock waits for it (up to
+``lock_wait_seconds``): the lock file names its holder.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from typing import TYPE_CHECKING, Callable
 
 from ..durable import describe_os_error, fsync_dir
 from ..errors import DestinationUnavailable, SpoolLocked
+from ..faults import stop_point
 from .layout import SpoolLayout, SpoolLock, require_spool
 from .manifest import Manifest, ManifestWriter, Segment, read_manifest, utc_now_iso
 
@@ -162,7 +165,7 @@ def prune_spool(
         plan = _plan(manifest, ledger, older_than, layout)
         return PruneReport(PruneState.DRY_RUN, ledger.destination, plan)
     try:
-        lock = SpoolLock(layout.root / "ingest.lock", "ingest").acquire()
+        lock = SpoolLock(layout.root / "ingest.lock", "ingest", holder="prune").acquire()
     except SpoolLocked as err:
         if best_effort:
             log.info("retention: an ingest is running on this spool; pruning after it ends", spool=str(layout.root))
@@ -172,6 +175,7 @@ def prune_spool(
             hint="prune appends to the manifest, which one process writes at a time; run it when the ingest "
             "has finished (or set `retention` so `load` prunes between ingests)",
         ) from None
+    stop_point("prune:locked")
     try:
         writer = ManifestWriter(layout, log)  # the manifest as of now, under the lock
         try:

@@ -180,6 +180,7 @@ def _replay_stream(
             flush_interval_seconds=3600.0,  # the input is a file: size thresholds and its end decide
             max_rejects=None,  # a replay never fails for rejects: they stay open
             min_free_disk_mb=options.min_free_disk_mb,
+            lock_wait_seconds=options.lock_wait_seconds,
         ),
         log,
     )

@@ -43,7 +43,7 @@ def _write(ingester: Ingester, started_at: str, state: str, error: str | None) -
         return  # the spool was never created (unwritable, say): nowhere to put it
     data = {**ingester.summary.to_json(), "spool": str(layout.root), "started_at": started_at, "state": state, "error": error}
     try:
-        write_atomic(layout.runs / f"ingest-{ingester.run_id}.json", orjson.dumps(data, option=orjson.OPT_INDENT_2))
+        write_atomic(layout.runs / f"ingest-{ingester.run_id}.json", ingester.log.dumps(data, option=orjson.OPT_INDENT_2))
     except SpoolTargetError as err:
         if error is None:
             raise

@@ -86,9 +86,14 @@ class ConnectSettings:
         return kw
 
 
-def _strip_query(dsn: str) -> str:
-    # Easy Connect options after '?' may carry wallet details: keep them out of labels.
-    return dsn.split("?", 1)[0]
+def _dsn_label(dsn: str) -> str:
+    """Where a DSN points, for messages: Easy Connect options after '?' may carry
+    wallet details, and an old-style ``user/password@host/svc`` string carries
+    the password, so both stay out of labels."""
+    where = dsn.split("?", 1)[0]
+    if not where.lstrip().startswith("("):  # a full descriptor has no credentials prefix
+        where = where.rpartition("@")[2]
+    return where
 
 
 def settings_from(spec: Any, config: Any) -> ConnectSettings:
@@ -120,7 +125,7 @@ def settings_from(spec: Any, config: Any) -> ConnectSettings:
             service_name=spec.service or config.service_name or None, sid=config.sid or None, **common,
         )
     elif config.dsn:
-        settings = ConnectSettings(user=user, label=f"oracle://{user}@{_strip_query(config.dsn)}", dsn=config.dsn, **common)
+        settings = ConnectSettings(user=user, label=f"oracle://{user}@{_dsn_label(config.dsn)}", dsn=config.dsn, **common)
     elif config.host:
         if not (config.service_name or config.sid):
             raise ConfigError("Oracle host is set but neither service_name nor sid", hint="set service_name (e.g. FREEPDB1)")
