@@ -3,8 +3,8 @@ against an independent oracle of the typing rules (tests/roundtrip.py), plus one
 per rule of the typing table and per example of the "Exactly as sent" issue.
 
 Environment:
-  ROUNDTRIP_EXAMPLES   hypothesis examples for the property test (default 20; each is one ingest
-                       and one load of up to 6 streams x 80 records, about 3 s)
+  ROUNDTRIP_EXAMPLES   hypothesis examples for the property test (default 16; each is one ingest
+                       and one load of up to 6 streams x 80 records, about 3.5 s)
   ROUNDTRIP_RANDOM=1   draw new examples each run (default: derandomized, the same examples every
                        run, so a CI failure reproduces)
   ROUNDTRIP_ISOLATE=1  run every hand-picked case in its own ingest+load (slower; shows which
@@ -28,7 +28,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 
 from roundtrip import Report, check_roundtrip, expected, record_line, singer_runs
 
-EXAMPLES = int(os.environ.get("ROUNDTRIP_EXAMPLES", "20"))
+EXAMPLES = int(os.environ.get("ROUNDTRIP_EXAMPLES", "16"))
 RANDOM = os.environ.get("ROUNDTRIP_RANDOM") == "1"
 ISOLATE = os.environ.get("ROUNDTRIP_ISOLATE") == "1"
 
