@@ -3,6 +3,9 @@
 
     python scripts/bench_ingest.py                   # 1,000,000 records, 3 runs
     python scripts/bench_ingest.py --records 5000000 --runs 1
+    python scripts/bench_ingest.py --decimals        # scores as 18-digit decimals (tap-postgres numeric)
+    python scripts/bench_ingest.py --bad-every 100000  # one bad date-time per 100k: the per-value path
+    python scripts/bench_ingest.py --baseline-src ../old-checkout  # the same runs, alternating, on older code
 
 Each record has 9 fields (integer id, short strings, an ISO date-time, a
 float, a boolean, an array, a nested object, a nullable string) and a STATE
@@ -13,7 +16,8 @@ memory is the ingest process's maximum resident set size.
 For scale, the same run times a floor: a Python loop that only reads the
 same lines and parses each with orjson (no typing, no disk writes).
 Timings on shared machines are noisy: read medians, and compare against the
-floor measured in the same run.
+floor measured in the same run, or against an older checkout of spool-target
+(``--baseline-src``, run alternately with the current code in the same run).
 """
 
 from __future__ import annotations
@@ -51,7 +55,7 @@ SCHEMA = {
 }
 
 
-def generate(path: Path, records: int) -> None:
+def generate(path: Path, records: int, decimals: bool = False, bad_every: int = 0) -> None:
     dumps = orjson.dumps
     with open(path, "wb") as fh:
         fh.write(dumps(SCHEMA) + b"\n")
@@ -66,8 +70,9 @@ def generate(path: Path, records: int) -> None:
                             "id": i,
                             "name": f"user {i}",
                             "email": f"user{i}@example.com",
-                            "created_at": f"2024-01-{i % 28 + 1:02d}T10:{i % 60:02d}:00Z",
-                            "score": i * 0.5,
+                            "created_at": "bad" if bad_every and i % bad_every == bad_every - 1
+                            else f"2024-01-{i % 28 + 1:02d}T10:{i % 60:02d}:00Z",
+                            "score": SCORE_MARK if decimals else i * 0.5,
                             "active": i % 2 == 0,
                             "tags": ["a", "b"],
                             "address": {"city": "Paris", "zip": "75001"},
@@ -75,7 +80,7 @@ def generate(path: Path, records: int) -> None:
                         },
                         "time_extracted": "2024-02-01T00:00:00Z",
                     }
-                )
+                ).replace(SCORE_MARK_JSON, f"{10**13 + i * 7919 % 9 * 10**12 + i}.{i % 10000:04d}".encode())
             )
             if (i + 1) % 10_000 == 0:
                 batch.append(dumps({"type": "STATE", "value": {"bookmarks": {"users": i}}}))
@@ -85,10 +90,18 @@ def generate(path: Path, records: int) -> None:
             fh.write(b"\n".join(batch) + b"\n")
 
 
-def run_ingest(source: Path, spool: Path) -> tuple[float, int, int]:
-    """Seconds, peak RSS in MB, and STATE lines received."""
+# An 18-digit decimal as tap-postgres sends a numeric(20,4): written into the
+# JSON text directly, since no float can carry it.
+SCORE_MARK = "@score@"
+SCORE_MARK_JSON = b'"@score@"'
+
+
+def run_ingest(source: Path, spool: Path, src: Path | None = None) -> tuple[float, int, int]:
+    """Seconds, peak RSS in MB, and STATE lines received (``src``: run that checkout's code)."""
     shutil.rmtree(spool, ignore_errors=True)
     env = {**os.environ, "SPOOL_TARGET_LOG_FORMAT": "json"}
+    if src is not None:
+        env["PYTHONPATH"] = str(src.resolve())
     start = time.perf_counter()
     feeder = subprocess.Popen(["cat", str(source)], stdout=subprocess.PIPE)
     target = subprocess.Popen(
@@ -135,36 +148,47 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--workdir", type=Path, default=None, help="where to put the input and the spool")
+    parser.add_argument("--decimals", action="store_true", help="scores as 18-digit decimals, as tap-postgres sends numeric(20,4)")
+    parser.add_argument("--bad-every", type=int, default=0, help="one bad date-time every N records (rejected)")
+    parser.add_argument("--baseline-src", type=Path, default=None, help="an older checkout to time alternately")
     args = parser.parse_args()
 
     work = Path(args.workdir or tempfile.mkdtemp(prefix="bench-ingest-"))
     work.mkdir(parents=True, exist_ok=True)
-    source = work / f"input-{args.records}.singer"
+    variant = ("-dec" if args.decimals else "") + (f"-bad{args.bad_every}" if args.bad_every else "")
+    source = work / f"input-{args.records}{variant}.singer"
     if not source.exists():
         print(f"generating {args.records:,} records ...", flush=True)
-        generate(source, args.records)
+        generate(source, args.records, args.decimals, args.bad_every)
+    expected = args.records - (args.records // args.bad_every if args.bad_every else 0)
     print(f"input: {source.stat().st_size / 1e6:,.0f} MB, {args.records:,} records")
 
-    times, peaks, floors = [], [], []
+    codes = {"current": None} | ({"baseline": args.baseline_src} if args.baseline_src else {})
+    times: dict[str, list[float]] = {name: [] for name in codes}
+    peaks: dict[str, list[int]] = {name: [] for name in codes}
+    floors = []
     for run in range(1, args.runs + 1):
-        seconds, peak_mb, states = run_ingest(source, work / "spool")
-        rows = spooled_rows(work / "spool")
-        if rows != args.records:
-            raise SystemExit(f"run {run}: spooled {rows} rows, expected {args.records}")
-        floor = parse_floor(source)
-        times.append(seconds)
-        peaks.append(peak_mb)
-        floors.append(floor)
+        for name, src in codes.items():
+            seconds, peak_mb, states = run_ingest(source, work / "spool", src)
+            rows = spooled_rows(work / "spool")
+            if rows != expected and name == "current":
+                raise SystemExit(f"run {run}: spooled {rows} rows, expected {expected}")
+            times[name].append(seconds)
+            peaks[name].append(peak_mb)
+            print(
+                f"run {run} {name}: {seconds:.2f} s = {args.records / seconds:,.0f} records/s, peak RSS {peak_mb} MB, "
+                f"{states} STATE lines, {rows:,} rows spooled",
+                flush=True,
+            )
+        floors.append(parse_floor(source))
+        print(f"run {run}: parse-only floor {floors[-1]:.2f} s", flush=True)
+    for name in codes:
+        med = statistics.median(times[name])
         print(
-            f"run {run}: {seconds:.2f} s = {args.records / seconds:,.0f} records/s, peak RSS {peak_mb} MB, "
-            f"{states} STATE lines; parse-only floor {floor:.2f} s",
-            flush=True,
+            f"median {name}: {args.records / med:,.0f} records/s ({med:.2f} s), peak RSS median "
+            f"{statistics.median(peaks[name])} MB (max {max(peaks[name])} MB)"
         )
-    med = statistics.median(times)
-    print(
-        f"median: {args.records / med:,.0f} records/s ({med:.2f} s), peak RSS median {statistics.median(peaks)} MB "
-        f"(max {max(peaks)} MB); parse-only floor median {statistics.median(floors):.2f} s"
-    )
+    print(f"parse-only floor median {statistics.median(floors):.2f} s")
     shutil.rmtree(work / "spool", ignore_errors=True)
 
 
