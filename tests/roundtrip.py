@@ -208,26 +208,30 @@ def poison_in(text: bytes) -> str | None:
                            object_pairs_hook=lambda pairs: ("__object__", pairs))
     except ValueError as err:
         return f"invalid JSON: {err}"
-    stack = [value]
+    # A value overwritten by a later duplicate key is gone ("the last one wins"), so a
+    # number beyond double range counts only where it is kept; NaN, Infinity and lone
+    # surrogates are not JSON at all, so they spoil the line wherever they stand.
+    stack = [(value, True)]
     while stack:
-        v = stack.pop()
+        v, kept = stack.pop()
         if isinstance(v, _Constant):
             return f"non-finite number {v.name}"
         if isinstance(v, bool) or v is None:
             continue
         if isinstance(v, (int, Decimal)):
-            if not in_double_range(Decimal(v)):
+            if kept and not in_double_range(Decimal(v)):
                 return "number beyond double range"
         elif isinstance(v, str):
             if _has_lone_surrogate(v):
                 return "lone surrogate in a string"
         elif isinstance(v, tuple) and v and v[0] == "__object__":
-            for k, item in v[1]:
+            last = {k: i for i, (k, _) in enumerate(v[1])}
+            for i, (k, item) in enumerate(v[1]):
                 if _has_lone_surrogate(k):
                     return "lone surrogate in a key"
-                stack.append(item)
+                stack.append((item, kept and last[k] == i))
         elif isinstance(v, list):
-            stack.extend(v)
+            stack.extend((item, kept) for item in v)
     return None
 
 

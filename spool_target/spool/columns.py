@@ -35,7 +35,7 @@ from ..schema import (
     Column,
     StreamSchema,
 )
-from .records import RAW_TYPES, RowShape
+from .records import BIG_NUMBER_HINT, RAW_TYPES, RowShape
 
 UTC_MICROS = pa.timestamp("us", tz="UTC")
 NAIVE_MICROS = pa.timestamp("us")
@@ -152,11 +152,11 @@ def _typed_column(ltype: str, values: pa.Array) -> tuple[pa.Array, str, dict[int
 def _json_problems(texts: pa.Array) -> dict[int, str]:
     """JSON text is kept as sent, but a number no double can hold (1e400)
     would break every reader of it: refuse those, as strict parsers do."""
-    look = pc.fill_null(pc.match_substring_regex(texts, "[0-9][eE][+-]?[0-9]{3,}"), False)
+    look = pc.fill_null(pc.match_substring_regex(texts, BIG_NUMBER_HINT), False)
     problems: dict[int, str] = {}
     for row in pc.indices_nonzero(look).to_pylist():
         try:
-            json.loads(texts[row].as_py(), parse_float=_finite)
+            json.loads(texts[row].as_py(), parse_float=_finite, parse_int=_finite)
         except ValueError as err:
             problems[row] = str(err)
     return problems
@@ -175,6 +175,7 @@ _INSTANT = re.compile(
     r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2})(?::(\d{2})(?::(\d{2})(?:[.,](\d+))?)?)?"
     r"(?:([Zz])|([+-])(\d{2})(?::?(\d{2}))?)?\Z"
 )
+_INSTANT_SHAPE = "^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}"
 _DATE = re.compile(r"(\d{4})-(\d{2})-(\d{2})\Z")
 _TIME = "^([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9]([.,][0-9]+)?)?(Z|z|[+-][0-9]{2}(:?[0-9]{2})?)?$"
 
@@ -203,6 +204,9 @@ def parse_instant(text: str) -> datetime:
 
 def _instants(values: pa.Array) -> tuple[pa.Array, dict[int, str]]:
     """Date-time strings -> timestamp[us, UTC]; no offset means UTC."""
+    shaped = pc.fill_null(pc.match_substring_regex(values, _INSTANT_SHAPE), True)
+    if not pc.all(shaped).as_py():  # Arrow would also take a date alone: look at each value
+        return _one_by_one(values, parse_instant, UTC_MICROS)
     try:
         return pc.cast(values, UTC_MICROS), {}
     except pa.ArrowInvalid:

@@ -97,6 +97,9 @@ class _Envelope(msgspec.Struct, gc=False):
 
 _envelope = msgspec.json.Decoder(_Envelope)
 # msgspec's ``rename`` refuses these characters in a field's JSON name.
+# A number that may lie beyond any double (1e400, a 400-digit integer): such
+# text is looked at closely; strict JSON parsers refuse it.
+BIG_NUMBER_HINT = "[0-9][eE][+-]?[0-9]{3,}|[0-9]{300,}"
 _UNNAMEABLE = re.compile(r'["\\\x00-\x1f]')
 _raw_object = msgspec.json.Decoder(dict[str, msgspec.Raw])
 _text = msgspec.json.Decoder(str)
@@ -212,7 +215,15 @@ def _typed(ltype: str, raw: bytes) -> Any:
         return raw
     if ltype == "string":
         # Any JSON value fits a string column; non-strings keep their text as sent.
-        return _text.decode(raw) if first == b'"' else raw.decode()
+        if first == b'"':
+            return _text.decode(raw)
+        text = raw.decode()
+        if re.search(BIG_NUMBER_HINT, text):
+            try:
+                json.loads(text, parse_float=_check_float, parse_int=_check_int)
+            except _NotStorable as err:
+                raise Rejected(str(err)) from None
+        return text
     if ltype == "integer":
         if first not in b"-0123456789" or not first:
             raise Rejected(f"expected {_EXPECTED[ltype]}, got {_show(raw)}")
@@ -269,6 +280,11 @@ class _NotStorable(ValueError):
 
 def _refuse_constant(name: str) -> Any:
     raise _NotStorable(f"{name} is not a JSON number (JSON has no NaN or Infinity); the tap must send null or a string")
+
+
+def _check_int(text: str) -> int:
+    _check_float(text)
+    return int(text)
 
 
 def _check_float(text: str) -> float:
