@@ -20,6 +20,7 @@ This module never imports a destination driver (I3).
 from __future__ import annotations
 
 import array
+import bisect
 import collections
 import os
 import queue
@@ -33,6 +34,7 @@ from typing import IO, Any, Callable, Iterator
 
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from ..durable import DurableAppender, describe_os_error
 from ..errors import InputError, SpoolError, TooManyRejects
@@ -270,20 +272,25 @@ class Ingester:
         stats = self.summary.streams[stream]
         stats.records += buf.rows + len(buf.python_rejects)
         converted = converter.convert(schema, buf.path, utc_now_iso(), buf.longest)
-        rejects = list(buf.python_rejects)
+        # Every record gets its _sdc_sequence now, rejected ones included, so
+        # that a replayed reject keeps its place in the stream's order (I6).
+        row_seqs, early_seqs = self._sequences(buf)
+        rejects = [(line, reason, raw, seq) for (line, reason, raw), seq in zip(buf.python_rejects, early_seqs)]
         if converted.reject_rows:
             raws = _work_file_rows(buf.path, set(converted.reject_rows))
             rejects.extend(
-                (buf.lines[row], reason, raws.get(row, b""))
+                (buf.lines[row], reason, raws.get(row, b""), row_seqs[row].as_py())
                 for row, reason in zip(converted.reject_rows, converted.reject_reasons)
             )
+            accepted = pc.invert(pc.is_in(pa.array(range(buf.rows), pa.int64()), pa.array(converted.reject_rows, pa.int64())))
+            row_seqs = row_seqs.filter(accepted)
         if rejects:
             self._write_rejects(stream, rejects)
             stats.rejected += len(rejects)
         table = converted.table
         if table.num_rows:
-            base = max(self.last_sequence.get(stream, -1) + 1, time.time_ns())
-            seq = pa.array(range(base, base + table.num_rows), pa.int64())
+            seq = row_seqs
+            first, last = pc.min_max(seq).values()
             idx = [c.name for c in schema.columns].index(SEQUENCE)
             table = table.add_column(idx, pa.field(SEQUENCE, pa.int64()), seq)
             self.manifest.append_schema(schema)
@@ -302,8 +309,8 @@ class Ingester:
                     "bytes": size,
                     "sha256": digest,
                     "schema_id": schema.schema_id,
-                    "first_sequence": base,
-                    "last_sequence": base + table.num_rows - 1,
+                    "first_sequence": first.as_py(),
+                    "last_sequence": last.as_py(),
                     "first_line": buf.first_line,
                     "last_line": buf.last_line,
                     "rejected": len(rejects),
@@ -312,7 +319,6 @@ class Ingester:
                 }
             )
             crash_point("ingest:segment-committed")
-            self.last_sequence[stream] = base + table.num_rows - 1
             stats.segments += 1
             stats.rows += table.num_rows
         try:
@@ -321,10 +327,28 @@ class Ingester:
             pass
         self._check_disk()
 
+    def _reserve_sequences(self, stream: str, count: int) -> int:
+        """``count`` consecutive _sdc_sequence values of ``stream``; returns the first.
+        Above every earlier one, and above the clock, so a new spool's records
+        still come after an old spool's in the same table."""
+        base = max(self.last_sequence.get(stream, -1) + 1, time.time_ns())
+        self.last_sequence[stream] = base + count - 1
+        return base
+
+    def _sequences(self, buf: _Buffer) -> tuple[pa.Array, list[int]]:
+        """The _sdc_sequence of each work-file row and of each early reject, in input order."""
+        base = self._reserve_sequences(buf.stream, buf.rows + len(buf.python_rejects))
+        if not buf.python_rejects:
+            return pa.array(range(base, base + buf.rows), pa.int64()), []
+        early_lines = [r[0] for r in buf.python_rejects]  # rare: records that were not objects
+        early = [base + bisect.bisect_left(buf.lines, line) + j for j, line in enumerate(early_lines)]
+        rows = [base + i + bisect.bisect_left(early_lines, line) for i, line in enumerate(buf.lines)]
+        return pa.array(rows, pa.int64()), early
+
     def _rejects_file(self, stream: str) -> Path:
         return self.layout.rejects_path(stream) / f"{self.run_id}.jsonl"
 
-    def _write_rejects(self, stream: str, rejects: list[tuple[int, str, bytes]]) -> None:
+    def _write_rejects(self, stream: str, rejects: list[tuple[int, str, bytes, int]]) -> None:
         """Append rejects durably (before the segment that follows them commits)."""
         path = self._rejects_file(stream)
         at = utc_now_iso()
@@ -337,10 +361,11 @@ class Ingester:
                     "raw": raw.decode("utf-8", "replace"),
                     "run_id": self.run_id,
                     "rejected_at": at,
+                    "sequence": sequence,
                 }
             )
             + b"\n"
-            for line, reason, raw in sorted(rejects, key=lambda r: r[0])
+            for line, reason, raw, sequence in sorted(rejects, key=lambda r: r[3])
         )
         with DurableAppender(path) as appender:
             appender.append(lines)

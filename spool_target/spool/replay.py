@@ -8,6 +8,10 @@ committed segments of run R; the rest are rejected again. The original
 rejects files are evidence and are never changed: outcomes are journaled in
 ``replays/resolved.jsonl`` (see ``rejects.py``).
 
+A replayed record keeps its place in the stream's order: it gets back the
+``_sdc_sequence`` ingest reserved for it (stored in its reject line), so an
+upsert never lets it replace a later record of its key (I6).
+
 Crash safety -- never lose a reject, never commit a record twice:
 
 1. ``replays/R/plan.json`` (input line -> reject id) and ``replays/R/input.singer``
@@ -33,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pyarrow as pa
 
 from ..durable import write_atomic
 from ..errors import ConfigError, SpoolError
@@ -74,16 +79,25 @@ class ReplayReport:
 
 
 class _ReplayIngester(Ingester):
-    """The real ingest, except that its rejects go to the replay's own file:
-    the originals stay open until the journal says otherwise, so a reject
-    is never listed twice."""
+    """The real ingest, except that its rejects go to the replay's own file
+    (the originals stay open until the journal says otherwise, so a reject
+    is never listed twice), and its records keep the sequence they first had."""
 
     def __init__(self, options: IngestOptions, log: Log):
         super().__init__(options, log, lambda _data: None)  # no STATE in a replay's input
         self.rejects_file = replays_dir(self.layout) / self.run_id / NEW_REJECTS
+        self.original_sequences: dict[int, int] = {}  # input line -> the record's reserved _sdc_sequence
 
     def _rejects_file(self, stream: str) -> Path:
         return self.rejects_file
+
+    def _sequences(self, buf: Any) -> tuple[pa.Array, list[int]]:
+        lines = list(buf.lines) + [r[0] for r in buf.python_rejects]
+        wanted = [self.original_sequences.get(line) for line in lines]
+        missing = wanted.count(None)  # rejected before sequences were kept: new records, after all others
+        fresh = iter(range(base := self._reserve_sequences(buf.stream, missing), base + missing)) if missing else iter(())
+        seqs = [s if s is not None else next(fresh) for s in wanted]
+        return pa.array(seqs[: buf.rows], pa.int64()), seqs[buf.rows :]
 
 
 def replay_rejects(
@@ -186,12 +200,13 @@ def _replay_stream(
     run_id = ingester.run_id
     folder = work / run_id
     lines = [orjson.dumps(schema)] + [_record_line(stream, r.raw) for r in rejects]
+    ingester.original_sequences = {i: r.sequence for i, r in enumerate(rejects, start=2) if r.sequence is not None}
     plan = {
         "run_id": run_id,
         "stream": stream,
         "created_at": utc_now_iso(),
-        # input line (the SCHEMA is line 1) -> reject id
-        "items": [{"line": i, "id": r.id} for i, r in enumerate(rejects, start=2)],
+        # input line (the SCHEMA is line 1) -> reject id, and the record's reserved _sdc_sequence
+        "items": [{"line": i, "id": r.id, "sequence": r.sequence} for i, r in enumerate(rejects, start=2)],
     }
     write_atomic(folder / INPUT, b"\n".join(lines) + b"\n")
     write_atomic(folder / PLAN, orjson.dumps(plan))
