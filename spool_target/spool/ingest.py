@@ -14,6 +14,10 @@ buffered records), which the size thresholds, the timer
 (``flush_interval_seconds``) and the end of input all create. The committer
 journals it, then the reader writes it to stdout.
 
+A run that reads its input to the end and commits all of it journals
+``run_end`` last: ``load_method: overwrite`` replaces a table only with whole
+runs (I9). A run that fails (a bad line, Ctrl-C, ``max_rejects``) has none.
+
 This module never imports a destination driver (I3).
 """
 
@@ -316,6 +320,7 @@ class Ingester:
                     "rejected": len(rejects),
                     "created_at": utc_now_iso(),
                     "run_id": self.run_id,
+                    **self._segment_origin(),
                 }
             )
             crash_point("ingest:segment-committed")
@@ -344,6 +349,15 @@ class Ingester:
         early = [base + bisect.bisect_left(buf.lines, line) + j for j, line in enumerate(early_lines)]
         rows = [base + i + bisect.bisect_left(early_lines, line) for i, line in enumerate(buf.lines)]
         return pa.array(rows, pa.int64()), early
+
+    def _segment_origin(self) -> dict[str, Any]:
+        """Extra fields of this run's segment entries (a replay names the run it replays)."""
+        return {}
+
+    def _journal_run_end(self) -> None:
+        """The input ended and every record of it is committed or rejected: the
+        run is whole, so `load_method: overwrite` may replace a table with it."""
+        self.manifest.append({"kind": "run_end", "run_id": self.run_id, "ended_at": utc_now_iso()})
 
     def _rejects_file(self, stream: str) -> Path:
         return self.layout.rejects_path(stream) / f"{self.run_id}.jsonl"
@@ -540,21 +554,29 @@ class Ingester:
             for buf in self.buffers.values():
                 buf.fh.close()
             self._emit_ready()
-            self.manifest.close()
-            self.lock.release()
+            try:
+                if error is None and self._failure is None and not self._too_many_rejects():
+                    self._journal_run_end()
+            finally:
+                self.manifest.close()
+                self.lock.release()
         self.summary.seconds = time.monotonic() - started
         self.summary.lines = self._lines
         if self._failure is not None:
             raise self._failure
         if error is not None:
             raise error
-        limit = self.opt.max_rejects
-        if limit is not None and self.summary.rejected > limit:
+        if self._too_many_rejects():
+            limit = self.opt.max_rejects
             raise TooManyRejects(
                 f"{self.summary.rejected} records were rejected (max_rejects is {limit})",
                 hint=f"see {self.layout.root / 'rejects'}; every accepted record and the STATE before it are committed",
             )
         return self.summary
+
+    def _too_many_rejects(self) -> bool:
+        limit = self.opt.max_rejects
+        return limit is not None and self.summary.rejected > limit
 
     def _read_loop(self, fd: int) -> None:
         loads = orjson.loads
