@@ -305,3 +305,34 @@ def test_other_load_methods_still_load_segments_as_they_are_committed(tmp_path: 
     assert query(spool / "spool.duckdb", "SELECT id FROM users ORDER BY id") == [(1,), (2,)]
     tap.send(*users(3))
     tap.finish()
+
+
+# --- replayed rejects belong to the run that first sent them --------------------------------
+def test_replayed_rejects_join_their_own_run_under_overwrite(tmp_path: Path) -> None:
+    spool = tmp_path / "spool"
+    db = spool / "spool.duckdb"
+    props = {"id": {"type": "integer"}, "age": {"type": "integer"}}
+    fix = tmp_path / "users.schema.json"
+    fix.write_text(json.dumps({"type": "object", "properties": {**props, "age": {"type": "string"}}}))
+
+    def run(*records: dict[str, Any]) -> None:
+        tap = LiveIngest(spool)
+        tap.send(schema_msg("users", props, ["id"]), *(record_msg("users", r) for r in records))
+        tap.finish()
+
+    def load() -> list[tuple]:
+        cli("load", "--spool", str(spool), "--load-method", "overwrite", "--log-format", "json")
+        return query(db, "SELECT id, age FROM users ORDER BY id")
+
+    run({"id": 1, "age": "x"}, {"id": 2, "age": 20})  # id 1 is rejected
+    assert load() == [(2, 20)]
+    cli("rejects", "replay", "--spool", str(spool), "--stream", "users", "--schema", str(fix), "--log-format", "text")
+    assert load() == [(1, "x"), (2, "20")]  # the run's records, now all of them
+
+    run({"id": 3, "age": 30}, {"id": 4, "age": "y"})  # id 4 is rejected
+    run({"id": 5, "age": 50})
+    assert load() == [(5, "50")]
+    cli("rejects", "replay", "--spool", str(spool), "--stream", "users", "--schema", str(fix), "--log-format", "text")
+    assert load() == [(5, "50")]  # id 4 belongs to a run that was replaced: superseded with it
+    (replayed,) = [e for e in manifest_entries(spool) if e["kind"] == "segment" and e.get("replay_of")][1:]
+    assert ledger_kinds(spool)[replayed["path"]] == "superseded"
