@@ -70,10 +70,10 @@ from .destination import (
     parse_destination,
 )
 from .plan import (
+    RunPlan,
     StreamBinding,
     VerifiedSegment,
     WorkItem,
-    RunPlan,
     bind_streams,
     count_rejects,
     group_units,
