@@ -98,6 +98,7 @@ pruned AS (SELECT DISTINCT path FROM {s}.manifest WHERE kind = 'pruned')
 SELECT m.n, m.stream, m.path, {sql_literal(root)} || m.path AS file, m.rows, m.bytes, m.schema_id,
   v.schema_version, m.first_sequence, m.last_sequence, m.first_line, m.last_line, m.rejected, m.created_at, m.run_id,
   CASE WHEN p.path IS NOT NULL THEN 'pruned'
+       WHEN l.kind = 'superseded' THEN 'superseded'
        WHEN l.item IS NOT NULL THEN 'loaded'
        WHEN src.state IN ('reachable', 'not created') THEN 'pending'
        ELSE 'unknown' END AS state,
@@ -105,7 +106,7 @@ SELECT m.n, m.stream, m.path, {sql_literal(root)} || m.path AS file, m.rows, m.b
 FROM {s}.manifest m
 LEFT JOIN versions v ON v.stream = m.stream AND v.schema_id = m.schema_id
 LEFT JOIN pruned p ON p.path = m.path
-LEFT JOIN {s}.ledger l ON l.item = m.path AND l.kind = 'segment'
+LEFT JOIN {s}.ledger l ON l.item = m.path AND l.kind IN ('segment', 'superseded')
 CROSS JOIN {s}.ledger_source src
 WHERE m.kind = 'segment'"""
 

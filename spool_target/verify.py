@@ -156,7 +156,7 @@ def _unaccounted_files(layout: SpoolLayout, manifest: Manifest, committed: set[s
 
 
 def _compare_ledger(config: Config, layout: SpoolLayout, manifest: Manifest, log: Log, report: VerifyReport, *, required: bool) -> None:
-    from .load.destination import DestinationKind
+    from .load.destination import SEGMENT_LEDGER_KINDS, DestinationKind
     from .load.ledger import destination_spec, read_ledger_snapshot
     from .load.status import DestinationState
 
@@ -189,7 +189,7 @@ def _compare_ledger(config: Config, layout: SpoolLayout, manifest: Manifest, log
                     "was the spool restored from an older backup? its records are in the destination; do not reuse this spool id",
                 )
             )
-        elif entry.kind == "segment" and entry.rows != mine["rows"]:
+        elif mine["kind"] == "segment" and entry.kind in SEGMENT_LEDGER_KINDS and entry.rows != mine["rows"]:
             report.problems.append(
                 Problem(
                     Check.LEDGER_ROWS,

@@ -12,11 +12,11 @@ import pytest
 
 from spool_target.errors import ConfigError
 from spool_target.load.destination import DestinationKind, WriteMode, parse_destination
-from spool_target.load.plan import group_units
+from spool_target.load.plan import RunPlan, group_units, plan_overwrite
 from spool_target.load.retry import Backoff
 from spool_target.naming import DUCKDB, CaseFold, NamingRules, TableRef, column_names, table_names
 from spool_target.schema import METADATA_NAMES
-from spool_target.spool.manifest import ActivateVersion, Segment
+from spool_target.spool.manifest import ActivateVersion, Manifest, Segment
 
 
 def h(name: str) -> str:
@@ -132,10 +132,35 @@ def seg(n: int, rows: int) -> Segment:
 def test_group_units_keeps_order_splits_at_activate_version_and_limits():
     av = ActivateVersion(3, "s", 2)
     items = [seg(1, 5), seg(2, 5), av, seg(4, 20), seg(5, 1), seg(6, 1), seg(7, 1)]
-    units = group_units(items, WriteMode.APPEND, max_rows=10, max_segments=2)
+    units = group_units(items, max_rows=10, max_segments=2)
     assert [[i.n for i in u] for u in units] == [[1, 2], [3], [4], [5, 6], [7]]
-    assert [[i.n for i in u] for u in group_units(items, WriteMode.REPLACE, max_rows=10, max_segments=2)] == [[1, 2, 3, 4, 5, 6, 7]]
-    assert [[i.n for i in u] for u in group_units([av], WriteMode.REPLACE, max_rows=10, max_segments=2)] == [[3]]
+
+
+def test_overwrite_plans_whole_ended_runs_and_supersedes_older_ones():
+    def segment(n: int, run: str, replay_of: str = "") -> dict:
+        return {"n": n, "kind": "segment", "stream": "s", "path": f"p{n}", "rows": 1, "bytes": 1, "sha256": "x",
+                "schema_id": "id", "run_id": run, **({"replay_of": replay_of} if replay_of else {})}
+
+    entries = [
+        {"n": 0, "kind": "spool", "spool_id": "sp"},
+        segment(1, "A"), segment(2, "A"), {"n": 3, "kind": "run_end", "run_id": "A"},
+        segment(4, "B"),  # B died
+        segment(5, "C"), {"n": 6, "kind": "activate_version", "stream": "s", "version": 7, "run_id": "C"},
+        {"n": 7, "kind": "run_end", "run_id": "C"},
+        segment(8, "D"),  # D is running
+        segment(9, "R", replay_of="A"), segment(10, "R2", replay_of="C"),
+    ]
+    manifest = Manifest("sp", entries)
+    plan = plan_overwrite(manifest, "s", {})
+    assert plan.run == "C" and plan.replace
+    assert [i.n for i in plan.load] == [5, 6, 10]
+    assert [i.n for i in plan.superseded] == [1, 2, 4, 9] and [i.n for i in plan.waiting] == [8]
+    # C loaded already: what a replay brings back to it is appended, nothing is replaced.
+    loaded = {"p5": None, "activate_version/6": None}
+    plan = plan_overwrite(manifest, "s", loaded)  # type: ignore[arg-type]
+    assert ([i.n for i in plan.load], plan.replace) == ([10], False)
+    # No run has ended yet: everything waits.
+    assert plan_overwrite(Manifest("sp", entries[:3]), "s", {}) == RunPlan(None, [], True, [], [Segment.from_entry(entries[1]), Segment.from_entry(entries[2])])
 
 
 def test_ingest_does_not_import_the_load_engine():

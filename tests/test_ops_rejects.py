@@ -48,18 +48,19 @@ def test_rejects_lists_reasons_and_counts_and_replay_after_a_schema_fix(tmp_path
     fix.write_text(json.dumps({"type": "object", "properties": {**PROPS, "age": {"type": "string"}, "nick": {"type": "string"}}}))
     r = cli("rejects", "replay", "--spool", str(spool), "--stream", "users", "--schema", str(fix), "--log-format", "text")
     assert b"stream 'users': 2 of 3 replayed into 1 new segment(s), 1 still rejected" in r.stdout
-    assert b"with load_method upsert they replace rows of the same key" in r.stderr
+    assert b"with load_method upsert a row is only replaced by a later record of its key" in r.stderr
 
     every = rejects_json(spool, "--all")
     assert [(r["line"], r["state"]) for r in every] == [(3, "replayed"), (4, "open"), (5, "replayed")]
     assert every[1]["latest_reason"] == "key property 'id' is missing or null"
-    # The undeclared property that ingest had moved into _sdc_extra is a column under the fixed schema.
+    # The undeclared property that ingest had moved into _sdc_extra is a column under the fixed schema,
+    # and replayed records are back in the order the tap sent them.
     rows = sql(spool, "SELECT id, age, nick, _sdc_extra FROM users ORDER BY _sdc_sequence")
     assert rows == [
         {"id": 1, "age": "30", "nick": None, "_sdc_extra": None},
-        {"id": 4, "age": "50", "nick": None, "_sdc_extra": None},
         {"id": 2, "age": "x", "nick": "two", "_sdc_extra": None},
         {"id": 3, "age": "y", "nick": None, "_sdc_extra": None},
+        {"id": 4, "age": "50", "nick": None, "_sdc_extra": None},
     ]
 
     cli("load", "--spool", str(spool), "--log-format", "json")

@@ -154,12 +154,14 @@ def test_merge_latest_record_per_key_soft_and_hard():
         '  t."SDC_SEQUENCE" = s."SDC_SEQUENCE",\n'
         """  t."SDC_DELETED_AT" = FROM_TZ(s."SDC_DELETED_AT", 'UTC'),\n"""
         '  t."OLD" = NULL\n'
+        '  WHERE t."SDC_SEQUENCE" IS NULL OR t."SDC_SEQUENCE" < s."SDC_SEQUENCE"\n'  # a replayed reject never undoes a later record
         'WHEN NOT MATCHED THEN INSERT ("ID", "NAME", "SDC_SEQUENCE", "SDC_DELETED_AT")\n'
         """  VALUES (s."ID", s."NAME", s."SDC_SEQUENCE", FROM_TZ(s."SDC_DELETED_AT", 'UTC'))"""
     )
     hard = SQL.merge(USERS, "SPOOL_STAGE_A_B", ["ID"], staged, [], meta_sequence="SDC_SEQUENCE",
                      meta_deleted="SDC_DELETED_AT", hard=True)
-    assert '  DELETE WHERE t."SDC_DELETED_AT" IS NOT NULL\nWHEN NOT MATCHED' in hard.sql
+    assert ('  WHERE t."SDC_SEQUENCE" IS NULL OR t."SDC_SEQUENCE" < s."SDC_SEQUENCE"\n'
+            '  DELETE WHERE t."SDC_DELETED_AT" IS NOT NULL\nWHEN NOT MATCHED') in hard.sql
     assert hard.sql.endswith('\n  WHERE s."SDC_DELETED_AT" IS NULL')
     two_keys = SQL.merge(USERS, "S", ["A", "B"], [("A", T("NUMBER(38)")), ("B", T("NUMBER(38)")), ("SDC_SEQUENCE", T("NUMBER(38)"))],
                          [], meta_sequence="SDC_SEQUENCE", meta_deleted="SDC_DELETED_AT", hard=False)

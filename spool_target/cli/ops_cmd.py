@@ -265,8 +265,9 @@ def replay_command(
 ) -> None:
     """Push open rejects through ingest's typing again, after a fix (a corrected schema, a setting).
 
-    Records that now pass become new committed segments, in their original
-    order; the rest stay rejected, with the latest reason. Nothing is deleted:
+    Records that now pass become new committed segments, keeping their
+    original place in the stream's order (their _sdc_sequence); the rest
+    stay rejected, with the latest reason. Nothing is deleted:
     outcomes are journaled in replays/, and a replay killed midway is settled
     by the next one without losing or duplicating a record.
     """
@@ -294,7 +295,7 @@ def replay_command(
         )
     if report.replayed:
         typer.echo(
-            "replayed records are new records: `spool-target load` loads them after everything spooled before "
-            "(with load_method upsert they replace rows of the same key)",
+            "replayed records keep their place in the stream's order: `spool-target load` loads them, and with "
+            "load_method upsert a row is only replaced by a later record of its key",
             err=True,
         )

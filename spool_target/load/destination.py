@@ -55,7 +55,7 @@ class WriteMode(enum.Enum):
 
     APPEND = "append-only"  # insert every record
     UPSERT = "upsert"  # per key, the record with the highest sequence replaces the row
-    REPLACE = "overwrite"  # delete every row, then append (one unit per stream per load)
+    REPLACE = "overwrite"  # delete every row, then append: one unit holds a whole run (plan.plan_overwrite)
 
 
 class DeleteMode(enum.Enum):
@@ -148,12 +148,17 @@ Step = SegmentStep | ActivateStep
 class LedgerRow:
     spool_id: str
     item: str
-    kind: str  # "segment" or "activate_version"
+    kind: str  # "segment", "activate_version", or "superseded" (overwrite: an older run's item, never loaded)
     stream: str
     table: str  # for people reading the ledger
     rows: int
     sha256: str  # "" for activate_version
     run_id: str
+
+
+# A segment's ledger row: loaded, or (overwrite) superseded by a later run and never
+# loaded. Either way the segment is done with: prune may delete it.
+SEGMENT_LEDGER_KINDS = ("segment", "superseded")
 
 
 @dataclass(frozen=True)
@@ -171,8 +176,8 @@ class LoadUnit:
     """Work for one transaction: consecutive pending steps of one stream.
 
     ``columns`` is the table as reconciled for these steps (None: the table
-    does not exist; then the unit holds only ACTIVATE_VERSION steps, which
-    just get their ledger rows). For UPSERT units every step is a segment.
+    does not exist, or there are no steps; then the unit holds only
+    ACTIVATE_VERSION steps or none, and just gets its ledger rows). For UPSERT units every step is a segment.
     ``keys`` are table columns; empty means no key (then UPSERT and HARD
     never reach the destination: the engine downgrades them and says so).
     """

@@ -15,7 +15,8 @@ column an index depends on (a key widened from integer to string would stop
 the load), an ART index must be rebuilt on every open, and append-only
 loads of a keyed stream may hold several rows per key. Upserts are instead
 set-based: deduplicate the unit by key (highest ``_sdc_sequence`` wins),
-DELETE the matching rows, INSERT the survivors -- in the unit's transaction.
+drop records older than their key's row in the table, DELETE the matching
+rows, INSERT the survivors -- in the unit's transaction.
 The ledger does have a primary key (spool_id, item), so an item can never
 commit twice.
 
@@ -392,7 +393,9 @@ class _UnitWriter:
 
     def _upsert(self, steps: list[SegmentStep]) -> None:
         """Per key, the record with the highest _sdc_sequence in this unit
-        replaces every row with that key (or, hard_delete and deleted, removes them)."""
+        replaces every row with that key (or, hard_delete and deleted, removes
+        them) -- unless the table holds a later record of the key: a replayed
+        reject keeps its old sequence and must not undo what came after it."""
         m = self.unit.meta
         keys = ", ".join(self.q(k) for k in self.unit.keys)
         seq, deleted_at = self.q(m.sequence), self.q(m.deleted_at)
@@ -401,6 +404,9 @@ class _UnitWriter:
         self.con.execute(
             f"CREATE TEMP TABLE {latest} AS SELECT * FROM {stage} "
             f"QUALIFY row_number() OVER (PARTITION BY {keys} ORDER BY {seq} DESC) = 1"
+        )
+        self.con.execute(
+            f"DELETE FROM {latest} AS s USING {self.table} AS t WHERE {self._key_match('t', 's')} AND t.{seq} >= s.{seq}"
         )
         self.con.execute(f"DELETE FROM {self.table} AS t USING {latest} AS s WHERE {self._key_match('t', 's')}")
         survivors = f" WHERE {deleted_at} IS NULL" if self.record_deletes is DeleteMode.HARD else ""

@@ -13,6 +13,8 @@ Flow of one run::
     per stream, in manifest order of first appearance:
         pending = stream_work - ledger          (I6 order)
         per unit: verify segments -> reconcile table -> destination.load(unit)
+        (overwrite: one unit, the latest ended run's pending items plus the
+        ledger rows of the older runs it supersedes -- plan.plan_overwrite)
     a transient error anywhere: close, back off, reconnect, re-read the
     ledger and carry on from what it says (a lost commit is found there)
 
@@ -68,6 +70,7 @@ from .destination import (
     parse_destination,
 )
 from .plan import (
+    RunPlan,
     StreamBinding,
     VerifiedSegment,
     WorkItem,
@@ -76,6 +79,7 @@ from .plan import (
     group_units,
     pending_items,
     pending_totals,
+    plan_overwrite,
     verify_segment,
 )
 from .progress import Reporter, make_reporter
@@ -295,20 +299,65 @@ class LoadEngine:
             return
         binding = self.bindings[stream]
         assert self.ledger is not None
-        while units := group_units(
-            pending_items(self.manifest, stream, self.ledger),
-            self.opt.write,
-            max_rows=self.opt.unit_rows,
-            max_segments=self.opt.unit_segments,
-        ):
-            for items in units:
-                result = self._load_unit(binding, sr, items)
-                if result is UnitResult.STOPPED:
-                    return
-                if result is UnitResult.REPLAN:
-                    break
+        if self.opt.write is WriteMode.REPLACE:
+            if not self._load_run(binding, sr):
+                return
+        else:
+            while units := group_units(
+                pending_items(self.manifest, stream, self.ledger),
+                max_rows=self.opt.unit_rows,
+                max_segments=self.opt.unit_segments,
+            ):
+                for items in units:
+                    result = self._load_unit(binding, sr, items)
+                    if result is UnitResult.STOPPED:
+                        return
+                    if result is UnitResult.REPLAN:
+                        break
         if sr.outcome is StreamOutcome.WAITING:
             sr.outcome = StreamOutcome.LOADED if (sr.segments or sr.activations) else StreamOutcome.NOTHING_PENDING
+
+    def _load_run(self, binding: StreamBinding, sr: StreamReport) -> bool:
+        """overwrite: the stream's latest ended run, whole, in one transaction (I9);
+        False if the stream stopped at a bad segment."""
+        assert self.ledger is not None
+        while True:
+            plan = plan_overwrite(self.manifest, binding.stream, self.ledger)
+            if not plan.work:
+                break
+            result = self._load_unit(binding, sr, plan.load, superseded=plan.superseded, replace=plan.replace)
+            if result is UnitResult.STOPPED:
+                return False
+            if result is UnitResult.COMMITTED:
+                self._say_superseded(sr, plan)
+                break
+        self._say_waiting(sr, plan)
+        return True
+
+    def _say_superseded(self, sr: StreamReport, plan: RunPlan) -> None:
+        segments = [i for i in plan.superseded if isinstance(i, Segment)]
+        if not segments:
+            return
+        sr.superseded += len(segments)
+        runs = ", ".join(sorted({i.source_run for i in segments}))
+        self.log.info(
+            f"stream {sr.stream!r}: {len(segments)} segment(s) ({sum(s.rows for s in segments):,} rows) of run(s) {runs} "
+            f"are superseded by run {plan.run} (load_method overwrite): recorded in the ledger, not loaded",
+            stream=sr.stream,
+        )
+
+    def _say_waiting(self, sr: StreamReport, plan: RunPlan) -> None:
+        segments = [i for i in plan.waiting if isinstance(i, Segment)]
+        sr.waiting = len(segments)
+        if not segments:
+            return
+        runs = ", ".join(sorted({i.source_run for i in segments}))
+        self.log.info(
+            f"stream {sr.stream!r}: {len(segments)} segment(s) ({sum(s.rows for s in segments):,} rows) of run(s) {runs} "
+            "wait for their run to end: load_method overwrite replaces a table with whole runs only "
+            "(a run that died is superseded by the next run that ends)",
+            stream=sr.stream,
+        )
 
     def _verify(self, items: list[WorkItem]) -> tuple[list[VerifiedSegment | ActivateVersion], SegmentCorrupt | None]:
         """The unit's items up to the first bad segment, and that segment's error."""
@@ -329,13 +378,21 @@ class LoadEngine:
                 good.append(item)
         return good, None
 
-    def _load_unit(self, binding: StreamBinding, sr: StreamReport, items: list[WorkItem]) -> UnitResult:
+    def _load_unit(
+        self,
+        binding: StreamBinding,
+        sr: StreamReport,
+        items: list[WorkItem],
+        *,
+        superseded: list[WorkItem] | None = None,
+        replace: bool = True,
+    ) -> UnitResult:
         started = time.monotonic()
         checkpoint("unit-start")
         entries, corrupt = self._verify(items)
         result = UnitResult.COMMITTED
-        if entries:
-            unit = self._make_unit(binding, entries)
+        if entries or (superseded and corrupt is None):
+            unit = self._make_unit(binding, entries, superseded or [], replace)
             try:
                 self._guard(self._describe(unit), lambda: self.dest.load(unit, checkpoint))
             except AlreadyLoaded as err:
@@ -369,13 +426,28 @@ class LoadEngine:
     @staticmethod
     def _describe(unit: LoadUnit) -> str:
         segs = unit.segments
-        what = f"{len(segs)} segment(s) ({segs[0].item} .. {segs[-1].item})" if segs else "ACTIVATE_VERSION"
+        if segs:
+            what = f"{len(segs)} segment(s) ({segs[0].item} .. {segs[-1].item})"
+        elif unit.steps:
+            what = "ACTIVATE_VERSION"
+        else:
+            return f"recording {len(unit.ledger)} superseded item(s) of stream {unit.stream!r} in the ledger"
         return f"loading {what} of stream {unit.stream!r} into table {unit.table}"
 
     # ----- building a unit -----------------------------------------------------
-    def _make_unit(self, binding: StreamBinding, entries: list[VerifiedSegment | ActivateVersion]) -> LoadUnit:
+    def _make_unit(
+        self,
+        binding: StreamBinding,
+        entries: list[VerifiedSegment | ActivateVersion],
+        superseded: list[WorkItem],
+        replace: bool,
+    ) -> LoadUnit:
+        """One transaction: ``entries`` applied in order, plus the ledger rows of
+        ``superseded`` items (overwrite: older runs', never loaded). ``replace``:
+        an overwrite unit empties the table first; otherwise it appends (the
+        rest of a run that is in the table already)."""
         segments = [e for e in entries if isinstance(e, VerifiedSegment)]
-        columns = self._reconcile(binding, segments)
+        columns = self._reconcile(binding, segments) if entries else None
         by_key = {self.rules.key(n): info for n, info in (columns or {}).items()}
 
         def actual(source: str) -> str:
@@ -384,6 +456,8 @@ class LoadEngine:
             return info.name if info is not None else name
 
         write, deletes = self.opt.write, self.opt.deletes
+        if write is WriteMode.REPLACE and not replace:
+            write = WriteMode.APPEND
         keys: tuple[str, ...] = ()
         if segments:
             keys = tuple(actual(k) for k in segments[-1].schema.key_properties)
@@ -415,6 +489,9 @@ class LoadEngine:
             else:
                 steps.append(ActivateStep(e.path, e.version, now))
                 ledger.append(LedgerRow(spool_id, e.path, "activate_version", e.stream, table, 0, "", run_id))
+        for item in superseded:
+            rows, sha = (item.rows, item.sha256) if isinstance(item, Segment) else (0, "")
+            ledger.append(LedgerRow(spool_id, item.path, "superseded", item.stream, table, rows, sha, run_id))
         return LoadUnit(
             stream=binding.stream,
             table=binding.table,

@@ -3,7 +3,7 @@
 A loop around the load engine. It holds the spool's load lock for its whole
 life, watches the manifest (only the bytes appended since the last look),
 and runs one engine pass whenever a segment or ACTIVATE_VERSION was
-committed -- within ``poll_seconds``. Each pass is an ordinary load: exactly
+committed, or a run ended -- within ``poll_seconds``. Each pass is an ordinary load: exactly
 once (I4), in order (I6), and it ends with the destination connection closed.
 
 Outages never end the loop: the engine retries with backoff (capped at a
@@ -146,7 +146,8 @@ class _ManifestWatch:
     committed right after the cut). If the boundary is no longer a line end
     (the file shrank below it, or was replaced), it starts over."""
 
-    WORK = (b'"kind":"segment"', b'"kind":"activate_version"')
+    # run_end too: under overwrite a run becomes loadable only when it ends.
+    WORK = (b'"kind":"segment"', b'"kind":"activate_version"', b'"kind":"run_end"')
 
     def __init__(self, path: Path):
         self.path = path

@@ -20,6 +20,7 @@ from ..logs import Log
 from ..spool.layout import SpoolLayout
 from ..spool.manifest import utc_now_iso
 from .destination import (
+    SEGMENT_LEDGER_KINDS,
     Access,
     DestinationMissing,
     DestinationSpec,
@@ -46,9 +47,9 @@ class LedgerSnapshot:
         return self.state is not DestinationState.UNREACHABLE
 
     def confirms(self, path: str, rows: int) -> bool:
-        """The ledger lists this segment, with the manifest's row count."""
+        """The ledger lists this segment (loaded, or superseded), with the manifest's row count."""
         entry = self.entries.get(path)
-        return entry is not None and entry.kind == "segment" and entry.rows == rows
+        return entry is not None and entry.kind in SEGMENT_LEDGER_KINDS and entry.rows == rows
 
 
 def destination_spec(config: Config, layout: SpoolLayout) -> DestinationSpec:

@@ -20,7 +20,7 @@ from ..schema import DELETED_AT, METADATA_COLUMNS, StreamSchema
 from ..spool.layout import SpoolLayout
 from ..spool.manifest import ActivateVersion, Manifest, Segment
 from ..spool.segment import check_segment
-from .destination import LedgerEntry, WriteMode
+from .destination import LedgerEntry
 
 WorkItem = Segment | ActivateVersion
 
@@ -81,25 +81,71 @@ def pending_items(manifest: Manifest, stream: str, ledger: Mapping[str, LedgerEn
     return [item for item in manifest.stream_work(stream) if item_id(item) not in ledger]
 
 
-def group_units(
-    items: Sequence[WorkItem],
-    write: WriteMode,
-    *,
-    max_rows: int,
-    max_segments: int,
-) -> list[list[WorkItem]]:
-    """Split a stream's pending items into transactions.
+@dataclass(frozen=True)
+class RunPlan:
+    """What an overwrite load does with one stream (``plan_overwrite``)."""
 
-    overwrite: everything in one unit, so the table switches atomically from
-    its old contents to exactly this load's records. Otherwise consecutive
-    segments share a unit up to ``max_rows`` / ``max_segments`` (one big
-    segment is a unit of its own), and each ACTIVATE_VERSION is a unit of its
-    own, applied after the units before it committed.
+    run: str | None  # the run the table is to hold: the last one that ended with items of this stream
+    load: list[WorkItem]  # its pending items, in manifest order: one transaction
+    replace: bool  # none of its items is loaded yet: that transaction replaces the table's rows
+    superseded: list[WorkItem]  # pending items of older runs: recorded in the ledger, never loaded
+    waiting: list[WorkItem]  # items of runs that have not ended (running, or died since): left pending
+
+    @property
+    def work(self) -> bool:
+        return bool(self.load or self.superseded)
+
+
+def plan_overwrite(manifest: Manifest, stream: str, ledger: Mapping[str, LedgerEntry]) -> RunPlan:
+    """overwrite means what the Singer SDK means: a *run* replaces the table (I9).
+
+    Only runs that ended (a ``run_end`` entry) are loaded, each one whole, in
+    one transaction, so however many loads see a run go by, the table goes
+    from one run's records straight to the next one's. The run loaded is the
+    last ended one that has items of this stream; an ingest writes one run at
+    a time, so every other run with items of the stream either ended before
+    it or began before its end and died: superseded. Items of a run that
+    began after it and has not ended wait. Records a replay brings back
+    belong to the run that first sent them (``Segment.source_run``): to the
+    loaded run they are appended, to a superseded one they are superseded.
+    """
+    ends = manifest.run_ends()
+    items = manifest.stream_work(stream)
+    runs = {i.source_run for i in items}
+    ended = [r for r in runs if r in ends]
+    target = max(ended, key=ends.__getitem__) if ended else None
+    started: dict[str, int] = {}
+    for item in items:
+        started.setdefault(item.source_run, item.n)
+    load: list[WorkItem] = []
+    superseded: list[WorkItem] = []
+    waiting: list[WorkItem] = []
+    replace = True
+    for item in items:
+        run = item.source_run
+        if run == target and item_id(item) in ledger:
+            replace = False
+        if item_id(item) in ledger:
+            continue
+        if run == target:
+            load.append(item)
+        elif target is not None and started[run] < ends[target]:
+            superseded.append(item)
+        else:
+            waiting.append(item)
+    return RunPlan(target, load, replace, superseded, waiting)
+
+
+def group_units(items: Sequence[WorkItem], *, max_rows: int, max_segments: int) -> list[list[WorkItem]]:
+    """Split a stream's pending items into transactions (append-only, upsert).
+
+    Consecutive segments share a unit up to ``max_rows`` / ``max_segments``
+    (one big segment is a unit of its own), and each ACTIVATE_VERSION is a
+    unit of its own, applied after the units before it committed. (Overwrite
+    loads whole runs: see ``plan_overwrite``.)
     """
     if not items:
         return []
-    if write is WriteMode.REPLACE and any(isinstance(i, Segment) for i in items):
-        return [list(items)]
     units: list[list[WorkItem]] = []
     current: list[WorkItem] = []
     rows = 0

@@ -49,6 +49,8 @@ class StreamReport:
     segments: int = 0  # loaded by this run
     rows: int = 0
     activations: int = 0  # ACTIVATE_VERSIONs applied by this run
+    superseded: int = 0  # overwrite: segments of older runs this run recorded as superseded (never loaded)
+    waiting: int = 0  # overwrite: segments of runs that have not ended, left pending
     rejected: int = 0  # records in the spool's rejects files for this stream
     seconds: float = 0.0
     error: str | None = None

@@ -19,12 +19,17 @@ buffered records), which the size thresholds, the timer
 (``flush_interval_seconds``) and the end of input all create. The committer
 journals it, then the reader writes it to stdout.
 
+A run that reads its input to the end and commits all of it journals
+``run_end`` last: ``load_method: overwrite`` replaces a table only with whole
+runs (I9). A run that fails (a bad line, Ctrl-C, ``max_rejects``) has none.
+
 This module never imports a destination driver (I3).
 """
 
 from __future__ import annotations
 
 import array
+import bisect
 import collections
 import os
 import queue
@@ -40,6 +45,7 @@ from typing import IO, Any, Callable, Iterator
 import msgspec
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from ..durable import DurableAppender, describe_os_error, make_dirs
 from ..errors import InputError, SpoolError, TooManyRejects
@@ -318,17 +324,24 @@ class Ingester:
         received_at = utc_now_iso()
         built = build_segment(buf.schema, buf.blocks, datetime.fromisoformat(received_at))
         schema = built.schema
-        rejects = list(buf.python_rejects)
+        # Every record gets its _sdc_sequence now, rejected ones included, so
+        # that a replayed reject keeps its place in the stream's order (I6).
+        row_seqs, early_seqs = self._sequences(buf)
+        rejects = [(line, reason, raw, seq) for (line, reason, raw), seq in zip(buf.python_rejects, early_seqs)]
         if built.problems:
             raws = _work_file_rows(buf.path, set(built.problems))
-            rejects.extend((buf.lines[row], reason, raws.get(row, b"")) for row, reason in built.problems.items())
+            rejects.extend(
+                (buf.lines[row], reason, raws.get(row, b""), row_seqs[row].as_py()) for row, reason in built.problems.items()
+            )
+            accepted = pc.invert(pc.is_in(pa.array(range(buf.count), pa.int64()), pa.array(list(built.problems), pa.int64())))
+            row_seqs = row_seqs.filter(accepted)
         if rejects:
             self._write_rejects(stream, rejects)
             stats.rejected += len(rejects)
         table = built.table
         if table.num_rows:
-            base = max(self.last_sequence.get(stream, -1) + 1, time.time_ns())
-            seq = pa.array(range(base, base + table.num_rows), pa.int64())
+            seq = row_seqs
+            first, last = pc.min_max(seq).values()
             idx = [c.name for c in schema.columns].index(SEQUENCE)
             table = table.add_column(idx, pa.field(SEQUENCE, pa.int64()), seq)
             self.manifest.append_schema(schema)
@@ -347,17 +360,17 @@ class Ingester:
                     "bytes": size,
                     "sha256": digest,
                     "schema_id": schema.schema_id,
-                    "first_sequence": base,
-                    "last_sequence": base + table.num_rows - 1,
+                    "first_sequence": first.as_py(),
+                    "last_sequence": last.as_py(),
                     "first_line": buf.first_line,
                     "last_line": buf.last_line,
                     "rejected": len(rejects),
                     "created_at": utc_now_iso(),
                     "run_id": self.run_id,
+                    **self._segment_origin(),
                 }
             )
             crash_point("ingest:segment-committed")
-            self.last_sequence[stream] = base + table.num_rows - 1
             stats.segments += 1
             stats.rows += table.num_rows
         try:
@@ -366,10 +379,37 @@ class Ingester:
             pass
         self._check_disk()
 
+    def _reserve_sequences(self, stream: str, count: int) -> int:
+        """``count`` consecutive _sdc_sequence values of ``stream``; returns the first.
+        Above every earlier one, and above the clock, so a new spool's records
+        still come after an old spool's in the same table."""
+        base = max(self.last_sequence.get(stream, -1) + 1, time.time_ns())
+        self.last_sequence[stream] = base + count - 1
+        return base
+
+    def _sequences(self, buf: _Buffer) -> tuple[pa.Array, list[int]]:
+        """The _sdc_sequence of each work-file row and of each early reject, in input order."""
+        base = self._reserve_sequences(buf.stream, buf.count + len(buf.python_rejects))
+        if not buf.python_rejects:
+            return pa.array(range(base, base + buf.count), pa.int64()), []
+        early_lines = [r[0] for r in buf.python_rejects]  # records refused while decoding
+        early = [base + bisect.bisect_left(buf.lines, line) + j for j, line in enumerate(early_lines)]
+        rows = [base + i + bisect.bisect_left(early_lines, line) for i, line in enumerate(buf.lines)]
+        return pa.array(rows, pa.int64()), early
+
+    def _segment_origin(self) -> dict[str, Any]:
+        """Extra fields of this run's segment entries (a replay names the run it replays)."""
+        return {}
+
+    def _journal_run_end(self) -> None:
+        """The input ended and every record of it is committed or rejected: the
+        run is whole, so `load_method: overwrite` may replace a table with it."""
+        self.manifest.append({"kind": "run_end", "run_id": self.run_id, "ended_at": utc_now_iso()})
+
     def _rejects_file(self, stream: str) -> Path:
         return self.layout.rejects_path(stream) / f"{self.run_id}.jsonl"
 
-    def _write_rejects(self, stream: str, rejects: list[tuple[int, str, bytes]]) -> None:
+    def _write_rejects(self, stream: str, rejects: list[tuple[int, str, bytes, int]]) -> None:
         """Append rejects durably (before the segment that follows them commits)."""
         path = self._rejects_file(stream)
         at = utc_now_iso()
@@ -382,10 +422,11 @@ class Ingester:
                     "raw": raw.decode("utf-8", "replace"),
                     "run_id": self.run_id,
                     "rejected_at": at,
+                    "sequence": sequence,
                 }
             )
             + b"\n"
-            for line, reason, raw in sorted(rejects, key=lambda r: r[0])
+            for line, reason, raw, sequence in sorted(rejects, key=lambda r: r[3])
         )
         with DurableAppender(path) as appender:
             appender.append(lines)
@@ -567,21 +608,29 @@ class Ingester:
             for buf in self.buffers.values():
                 buf.abandon()
             self._emit_ready()
-            self.manifest.close()
-            self.lock.release()
+            try:
+                if error is None and self._failure is None and not self._too_many_rejects():
+                    self._journal_run_end()
+            finally:
+                self.manifest.close()
+                self.lock.release()
         self.summary.seconds = time.monotonic() - started
         self.summary.lines = self._lines
         if self._failure is not None:
             raise self._failure
         if error is not None:
             raise error
-        limit = self.opt.max_rejects
-        if limit is not None and self.summary.rejected > limit:
+        if self._too_many_rejects():
+            limit = self.opt.max_rejects
             raise TooManyRejects(
                 f"{self.summary.rejected} records were rejected (max_rejects is {limit})",
                 hint=f"see {self.layout.root / 'rejects'}; every accepted record and the STATE before it are committed",
             )
         return self.summary
+
+    def _too_many_rejects(self) -> bool:
+        limit = self.opt.max_rejects
+        return limit is not None and self.summary.rejected > limit
 
     def _read_loop(self, fd: int) -> None:
         max_rows = self.opt.flush_max_rows  # bytes are checked once per chunk, in _spill_all

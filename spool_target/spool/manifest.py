@@ -9,6 +9,10 @@ One JSON object per line, in commit order; ``kind`` says what it is:
                 schema_id, first/last ``_sdc_sequence``, first/last input line.
 - ``activate_version``  a stream's ACTIVATE_VERSION, in its place.
 - ``state``     a Singer STATE that was written to stdout (as JSON text).
+- ``run_end``   an ingest run read its input to the end and committed all of
+                it: every segment of ``run_id`` is above this line. A run
+                that died has none. ``load_method: overwrite`` loads only
+                ended runs (see ``load/plan.py``).
 - ``pruned``    a segment file deleted by ``prune`` after a confirmed load.
 
 Every entry carries ``n``, its position. A line is only "committed" once
@@ -57,7 +61,13 @@ class Segment:
     first_line: int | None
     last_line: int | None
     created_at: str
-    run_id: str
+    run_id: str  # the ingest (or replay) run that committed it
+    replay_of: str = ""  # written by `rejects replay`: the run that first sent its records
+
+    @property
+    def source_run(self) -> str:
+        """The run whose records these are (what overwrite replaces a table with)."""
+        return self.replay_of or self.run_id
 
     @classmethod
     def from_entry(cls, e: dict[str, Any]) -> "Segment":
@@ -75,6 +85,7 @@ class Segment:
             last_line=e.get("last_line"),
             created_at=e.get("created_at", ""),
             run_id=e.get("run_id", ""),
+            replay_of=e.get("replay_of", ""),
         )
 
 
@@ -83,6 +94,11 @@ class ActivateVersion:
     n: int
     stream: str
     version: int
+    run_id: str = ""
+
+    @property
+    def source_run(self) -> str:
+        return self.run_id
 
     @property
     def path(self) -> str:
@@ -130,8 +146,12 @@ class Manifest:
             if e["kind"] == "segment":
                 out.append(Segment.from_entry(e))
             elif e["kind"] == "activate_version":
-                out.append(ActivateVersion(e["n"], stream, e["version"]))
+                out.append(ActivateVersion(e["n"], stream, e["version"], e.get("run_id", "")))
         return out
+
+    def run_ends(self) -> dict[str, int]:
+        """Runs that ended cleanly: run id -> ``n`` of its ``run_end`` entry."""
+        return {e["run_id"]: e["n"] for e in self.entries if e["kind"] == "run_end"}
 
     def schema_of(self, segment: Segment) -> StreamSchema:
         return self.schemas[(segment.stream, segment.schema_id)]

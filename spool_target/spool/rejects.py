@@ -2,7 +2,8 @@
 
 Ingest writes rejects to ``rejects/<stream-dir>/<run_id>.jsonl``, append
 only, one JSON object per line (``stream``, ``line``, ``reason``, ``raw``,
-``run_id``, ``rejected_at``). Those files are evidence and are never
+``run_id``, ``rejected_at``, and ``sequence``: the record's reserved
+``_sdc_sequence``, which a replay reuses). Those files are evidence and are never
 rewritten. A reject's id is its place: ``<stream-dir>/<file>#<row>`` (row
 counted from 1 over the file's lines), stable because the files only grow.
 As everywhere in the spool, bytes after the last newline were never
@@ -59,6 +60,7 @@ class Reject:
     raw: str
     run_id: str
     rejected_at: str
+    sequence: int | None = None  # its _sdc_sequence, reserved at ingest (None: rejected by an older version or a destination)
     state: RejectState = RejectState.OPEN
     latest_reason: str = ""  # the reason the last replay gave, else ``reason``
     replay_run_id: str | None = None
@@ -148,6 +150,7 @@ def iter_rejects(layout: SpoolLayout, stream: str | None = None, *, include_repl
                 raw=str(entry.get("raw", "")),
                 run_id=str(entry.get("run_id", "")),
                 rejected_at=str(entry.get("rejected_at", "")),
+                sequence=entry["sequence"] if isinstance(entry.get("sequence"), int) else None,
                 state=state,
                 latest_reason=latest_reason,
                 replay_run_id=replay_run,

@@ -8,6 +8,14 @@ committed segments of run R; the rest are rejected again. The original
 rejects files are evidence and are never changed: outcomes are journaled in
 ``replays/resolved.jsonl`` (see ``rejects.py``).
 
+A replayed record keeps its place in the stream's order: it gets back the
+``_sdc_sequence`` ingest reserved for it (stored in its reject line), so an
+upsert never lets it replace a later record of its key (I6). It also stays
+a record of the run that first sent it: one replay per (stream, original
+run), whose segments say ``replay_of`` that run, which is what
+``load_method: overwrite`` replaces a table with. A replay is not a run of
+its own and journals no ``run_end``.
+
 Crash safety -- never lose a reject, never commit a record twice:
 
 1. ``replays/R/plan.json`` (input line -> reject id) and ``replays/R/input.singer``
@@ -33,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pyarrow as pa
 
 from ..durable import write_atomic
 from ..errors import ConfigError, SpoolError
@@ -53,6 +62,7 @@ DONE = "done.json"
 class StreamReplay:
     stream: str
     run_id: str
+    replay_of: str = ""  # the ingest run whose rejects these are
     attempted: int = 0
     replayed: int = 0  # now in committed segments
     still_rejected: int = 0
@@ -74,16 +84,33 @@ class ReplayReport:
 
 
 class _ReplayIngester(Ingester):
-    """The real ingest, except that its rejects go to the replay's own file:
-    the originals stay open until the journal says otherwise, so a reject
-    is never listed twice."""
+    """The real ingest, except that its rejects go to the replay's own file
+    (the originals stay open until the journal says otherwise, so a reject
+    is never listed twice), and its records keep the sequence and the run
+    they first had."""
 
-    def __init__(self, options: IngestOptions, log: Log):
+    def __init__(self, options: IngestOptions, log: Log, replay_of: str):
         super().__init__(options, log, lambda _data: None)  # no STATE in a replay's input
         self.rejects_file = replays_dir(self.layout) / self.run_id / NEW_REJECTS
+        self.replay_of = replay_of
+        self.original_sequences: dict[int, int] = {}  # input line -> the record's reserved _sdc_sequence
 
     def _rejects_file(self, stream: str) -> Path:
         return self.rejects_file
+
+    def _sequences(self, buf: Any) -> tuple[pa.Array, list[int]]:
+        lines = list(buf.lines) + [r[0] for r in buf.python_rejects]
+        wanted = [self.original_sequences.get(line) for line in lines]
+        missing = wanted.count(None)  # rejected before sequences were kept: new records, after all others
+        fresh = iter(range(base := self._reserve_sequences(buf.stream, missing), base + missing)) if missing else iter(())
+        seqs = [s if s is not None else next(fresh) for s in wanted]
+        return pa.array(seqs[: buf.count], pa.int64()), seqs[buf.count :]
+
+    def _segment_origin(self) -> dict[str, Any]:
+        return {"replay_of": self.replay_of} if self.replay_of else {}
+
+    def _journal_run_end(self) -> None:
+        pass  # not a run of the tap's: its records belong to the run they came from
 
 
 def replay_rejects(
@@ -99,12 +126,14 @@ def replay_rejects(
     report = ReplayReport()
     with SpoolLock(layout.root / "replay.lock", "rejects replay"):
         report.recovered = settle_interrupted(layout, log)
-        by_stream: dict[str, list[Reject]] = {}
+        groups: dict[tuple[str, str], list[Reject]] = {}
         for r in iter_rejects(layout, stream):
-            by_stream.setdefault(r.stream, []).append(r)
-        for name, rejects in by_stream.items():
-            schema = _schema_for(layout, name, schema_file)
-            report.streams.append(_replay_stream(layout, options, log, name, schema, rejects))
+            groups.setdefault((r.stream, r.run_id), []).append(r)
+        schemas: dict[str, dict[str, Any]] = {}
+        for (name, origin), rejects in groups.items():
+            if name not in schemas:
+                schemas[name] = _schema_for(layout, name, schema_file)
+            report.streams.append(_replay_stream(layout, options, log, name, schemas[name], rejects, origin))
     return report
 
 
@@ -169,8 +198,15 @@ def _record_line(stream: str, raw: str) -> bytes:
 
 
 def _replay_stream(
-    layout: SpoolLayout, options: IngestOptions, log: Log, stream: str, schema: dict[str, Any], rejects: list[Reject]
+    layout: SpoolLayout,
+    options: IngestOptions,
+    log: Log,
+    stream: str,
+    schema: dict[str, Any],
+    rejects: list[Reject],
+    origin: str,
 ) -> StreamReplay:
+    """Replay the open rejects of one stream that one run (``origin``) rejected."""
     work = replays_dir(layout)
     ingester = _ReplayIngester(
         IngestOptions(
@@ -183,16 +219,19 @@ def _replay_stream(
             lock_wait_seconds=options.lock_wait_seconds,
         ),
         log,
+        origin,
     )
     run_id = ingester.run_id
     folder = work / run_id
     lines = [orjson.dumps(schema)] + [_record_line(stream, r.raw) for r in rejects]
+    ingester.original_sequences = {i: r.sequence for i, r in enumerate(rejects, start=2) if r.sequence is not None}
     plan = {
         "run_id": run_id,
         "stream": stream,
+        "replay_of": origin,
         "created_at": utc_now_iso(),
-        # input line (the SCHEMA is line 1) -> reject id
-        "items": [{"line": i, "id": r.id} for i, r in enumerate(rejects, start=2)],
+        # input line (the SCHEMA is line 1) -> reject id, and the record's reserved _sdc_sequence
+        "items": [{"line": i, "id": r.id, "sequence": r.sequence} for i, r in enumerate(rejects, start=2)],
     }
     write_atomic(folder / INPUT, b"\n".join(lines) + b"\n")
     write_atomic(folder / PLAN, orjson.dumps(plan))
@@ -243,7 +282,7 @@ def _settle(layout: SpoolLayout, folder: Path, *, complete: bool) -> StreamRepla
     manifest = read_manifest(layout)
     ours = [s for s in manifest.segments(stream) if s.run_id == run_id]
     committed_through = max((s.last_line or 0 for s in ours), default=0)
-    result = StreamReplay(stream, run_id, attempted=len(plan["items"]))
+    result = StreamReplay(stream, run_id, plan.get("replay_of", ""), attempted=len(plan["items"]))
     entries = []
     for item in plan["items"]:
         line, rid = int(item["line"]), item["id"]

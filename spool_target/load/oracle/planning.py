@@ -148,6 +148,8 @@ class PlanDestination(OracleDestination):
         acts = len(unit.steps) - len(segs)
         what = [f"{len(segs)} segment(s), {rows} row(s)"] if segs else []
         what += [f"{acts} ACTIVATE_VERSION"] if acts else []
+        superseded = sum(1 for r in unit.ledger if r.kind == "superseded")
+        what += [f"{superseded} item(s) of older runs recorded as superseded"] if superseded else []
         self.comment(
             f"stream {unit.stream!r} -> table {unit.table}: one transaction ({unit.write.value}, {', '.join(what)})"
             + "".join(f"\n  {s.item}" for s in unit.steps if isinstance(s, SegmentStep))

@@ -235,7 +235,8 @@ class OracleSQL:
         unstaged: Sequence[str], *, meta_sequence: str, meta_deleted: str, hard: bool,
     ) -> Statement:
         """One set-based MERGE: per key, the staged record with the highest sequence
-        replaces the row (columns no staged record has become NULL, as a new row would);
+        replaces the row (columns no staged record has become NULL, as a new row would)
+        unless the row holds a later record (a replayed reject keeps its old sequence);
         with ``hard``, a deleted latest record removes the row instead."""
         q = self.q
         partition = ", ".join(f"s.{q(k)}" for k in keys)
@@ -254,6 +255,8 @@ class OracleSQL:
         )
         if sets:
             sql += "WHEN MATCHED THEN UPDATE SET\n  " + ",\n  ".join(sets) + "\n"
+            seq = q(meta_sequence)
+            sql += f"  WHERE t.{seq} IS NULL OR t.{seq} < s.{seq}\n"
             if hard:
                 sql += f"  DELETE WHERE t.{q(meta_deleted)} IS NOT NULL\n"
         sql += f"WHEN NOT MATCHED THEN INSERT ({ins_cols})\n  VALUES ({ins_vals})"
