@@ -178,7 +178,10 @@ def test_dictionary_rows_are_spelled_like_generated_types():
     "have,have_type,want,want_len,expected",
     [
         ("integer", "NUMBER(38)", "integer", None, None),
-        ("integer", "NUMBER(38)", "number", None, ("number", None)),
+        ("integer", "NUMBER(38)", "number", None, ("decimal", None)),  # every digit of both: NUMBER, MODIFY in place
+        ("number", "NUMBER", "decimal", None, None),  # NUMBER holds decimals already
+        ("number", "BINARY_DOUBLE", "decimal", None, ("decimal", None)),  # a double cannot: re-typed to NUMBER
+        ("decimal", "NUMBER", "string", 5, ("string", 200)),
         ("number", "NUMBER", "integer", None, None),
         ("date", "DATE", "timestamp", None, ("timestamp", None)),
         ("timestamp", "TIMESTAMP(6)", "timestamp", None, None),  # never re-typed by a changed setting

@@ -186,6 +186,9 @@ class LoadUnit:
     meta: MetaColumns
     steps: tuple[Step, ...]
     ledger: tuple[LedgerRow, ...]
+    # Every column the stream's properties and metadata map to (in any schema version): what an
+    # upsert may set; other columns of the table (a DBA's) are not the stream's to change.
+    stream_columns: tuple[str, ...] = ()
 
     @property
     def rows(self) -> int:
@@ -257,6 +260,11 @@ class Destination(abc.ABC):
     @abc.abstractmethod
     def sweep(self, spool_id: str) -> list[str]:
         """Drop what an interrupted load of this spool left (staging tables...); return their names."""
+
+    def combine_types(self, a: str, b: str) -> str:
+        """The logical type of a column whose segments in one unit say ``a`` and ``b``.
+        Dialects whose JSON columns refuse plain text (Oracle's IS JSON) override this."""
+        return widen(a, b)
 
     def widened(self, existing: ColumnInfo, wanted: ColumnSpec) -> ColumnSpec | None:
         """The column type ``existing`` must become to also hold ``wanted``'s

@@ -118,16 +118,16 @@ def _inspect(dest: OracleDestination, config: Config) -> CheckReport:
     report.add("MAX_STRING_SIZE", f"{f.max_string_size} (VARCHAR2 up to {f.max_string_bytes} bytes, then CLOB)")
     if f.charset:
         report.add("database character set", f.charset)
-    user = dest._query("SELECT USER FROM DUAL")[0][0]
+    user = dest.db.query("SELECT USER FROM DUAL")[0][0]
     schema = dest.schema or user
     report.add("user", user)
     own = schema == user
     if not own:
-        exists = dest._query("SELECT COUNT(*) FROM ALL_USERS WHERE USERNAME = :1", [schema])[0][0]
+        exists = dest.db.query("SELECT COUNT(*) FROM ALL_USERS WHERE USERNAME = :1", [schema])[0][0]
         report.add("target schema", schema, bool(exists), None if exists else f"user {schema} does not exist (target_schema)")
     else:
         report.add("target schema", f"{schema} (the user's own)")
-    privs = {r[0] for r in dest._query("SELECT PRIVILEGE FROM SESSION_PRIVS")}
+    privs = {r[0] for r in dest.db.query("SELECT PRIVILEGE FROM SESSION_PRIVS")}
     for priv in OWN_SCHEMA_PRIVS if own else OTHER_SCHEMA_PRIVS:
         report.add(f"privilege {priv}", "granted" if priv in privs else "not granted", priv in privs,
                    None if priv in privs else f"GRANT {priv} TO {user}")
@@ -142,11 +142,11 @@ def _inspect(dest: OracleDestination, config: Config) -> CheckReport:
 
 
 def _quota(dest: OracleDestination, report: CheckReport, user: str, privs: set[str]) -> None:
-    tablespace = dest._query("SELECT DEFAULT_TABLESPACE FROM USER_USERS")[0][0]
+    tablespace = dest.db.query("SELECT DEFAULT_TABLESPACE FROM USER_USERS")[0][0]
     if "UNLIMITED TABLESPACE" in privs:
         report.add("tablespace quota", f"{tablespace}: unlimited (UNLIMITED TABLESPACE)", True)
         return
-    rows = dest._query("SELECT MAX_BYTES, BYTES FROM USER_TS_QUOTAS WHERE TABLESPACE_NAME = :1", [tablespace])
+    rows = dest.db.query("SELECT MAX_BYTES, BYTES FROM USER_TS_QUOTAS WHERE TABLESPACE_NAME = :1", [tablespace])
     if not rows or rows[0][0] == 0:
         report.add("tablespace quota", f"{tablespace}: none", False, f"ALTER USER {user} QUOTA UNLIMITED ON {tablespace}")
         return
