@@ -511,3 +511,37 @@ def test_23ai_programs_bind_booleans_and_json_as_such(spool):
     assert '"OK" BOOLEAN' in script and '"DOC" JSON' in script
     bound = _bound(_feeds(prog)[0])
     assert bound.column("OK").type == pa.bool_() and bound.column("DOC").to_pylist() == ['{"a":[1]}']
+
+
+def test_direct_path_stages_what_the_driver_accepts(spool):
+    """Direct path is stricter than executemany (python-oracledb 26.1):
+
+    - it compares each value's bytes with the column's describe size (direct_path_load_stream.pyx,
+      add_column_value), which for VARCHAR2(n CHAR) is n characters: `é` * 10 (20 bytes) would fail
+      DPY-8000 in VARCHAR2(10 CHAR), so text is staged as VARCHAR2(4n BYTE);
+    - only NUMBER takes Arrow integers, and no NUMBER takes text (check_convert_from_arrow, DPY-3039):
+      numbers that bind as exact text are staged as text and converted by TO_NUMBER in SQL;
+      a BINARY_DOUBLE column (column_types) gets doubles.
+    The recording itself refuses a direct path feed the driver would refuse (session.RecordingSession.feed).
+    """
+    import pyarrow as pa
+
+    from conftest import record_msg, schema_msg
+    from loadkit import ingest
+    from spool_target.load.oracle.binds import direct_path_accepts
+
+    props = {"id": {"type": "integer"}, "name": {"type": "string", "maxLength": 10}, "amount": {"type": "number"},
+             "n": {"type": "integer"}}
+    ingest(spool, [schema_msg("p", props, ["id"]), record_msg("p", {"id": 1, "name": "é" * 10, "amount": 0.1, "n": 7})])
+    (prog,), script = _programs(spool, load_strategy="direct-path", column_types={"p": {"n": "BINARY_DOUBLE"}})
+    (feed,) = _feeds(prog)
+    stage = {b.name: b.target for b in feed.binds}
+    assert stage["NAME"].text == "VARCHAR2(40 BYTE)" and stage["AMOUNT"].text == "VARCHAR2(4000 BYTE)"
+    assert stage["ID"].text == "NUMBER(38)" and stage["N"].text == "BINARY_DOUBLE"
+    bound = _bound(feed)
+    assert bound.column("NAME").to_pylist() == ["é" * 10] and len(("é" * 10).encode()) == 20
+    assert bound.column("AMOUNT").to_pylist() == ["0.1"] and bound.column("N").type == pa.float64()
+    assert all(direct_path_accepts(f.type, stage[f.name]) for f in bound.schema)
+    (insert,) = [a.stmt.sql for a in prog.work if hasattr(a, "stmt") and a.stmt.sql.startswith('INSERT INTO "APP"."P"')]
+    assert 'TO_NUMBER(s."AMOUNT")' in insert and 's."NAME"' in insert
+    assert '"NAME" VARCHAR2(10 CHAR)' in script  # the table keeps character semantics

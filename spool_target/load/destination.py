@@ -261,10 +261,12 @@ class Destination(abc.ABC):
     def sweep(self, spool_id: str) -> list[str]:
         """Drop what an interrupted load of this spool left (staging tables...); return their names."""
 
-    def combine_types(self, a: str, b: str) -> str:
-        """The logical type of a column whose segments in one unit say ``a`` and ``b``.
-        Dialects whose JSON columns refuse plain text (Oracle's IS JSON) override this."""
-        return widen(a, b)
+    def combine_columns(self, a: ColumnSpec, b: ColumnSpec) -> ColumnSpec:
+        """The column that holds the values of both ``a`` and ``b`` (one column's specs in two
+        segments of a unit). Dialects whose JSON columns refuse plain text (Oracle's IS JSON)
+        override this."""
+        lengths = [n for n in (a.max_length, b.max_length) if n]
+        return ColumnSpec(a.name, widen(a.type, b.type), max(lengths) if lengths else None)
 
     def widened(self, existing: ColumnInfo, wanted: ColumnSpec) -> ColumnSpec | None:
         """The column type ``existing`` must become to also hold ``wanted``'s

@@ -454,11 +454,8 @@ class LoadEngine:
                 name = binding.column(col.name)
                 k = self.rules.key(name)
                 prev = wanted.get(k)
-                if prev is None:
-                    wanted[k] = ColumnSpec(name, col.type, col.max_length)
-                else:
-                    lengths = [n for n in (prev.max_length, col.max_length) if n]
-                    wanted[k] = ColumnSpec(name, self.dest.combine_types(prev.type, col.type), max(lengths) if lengths else None)
+                spec = ColumnSpec(name, col.type, col.max_length)
+                wanted[k] = spec if prev is None else self.dest.combine_columns(prev, spec)
         if not segments:
             if existing is None:
                 return None  # ACTIVATE_VERSION before any data: nothing to clear

@@ -105,7 +105,7 @@ def prepare_column(array: pa.Array | pa.ChunkedArray, col: BindColumn) -> pa.Arr
         return array
     if fam == "float":
         if not pa.types.is_floating(array.type):
-            return pc.cast(array, pa.float64())
+            return pc.cast(array, pa.float64(), safe=False)  # the nearest double: all the column holds
         return array
     if fam == "boolean":
         return array if pa.types.is_boolean(array.type) else pc.cast(array, pa.bool_())

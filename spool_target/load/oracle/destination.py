@@ -214,8 +214,13 @@ class OracleDestination(Destination):
                             self._overrides[(self.rules.key(str(binding.table)), binding.columns[prop])] = sql_type
         return self._overrides
 
-    def combine_types(self, a: str, b: str) -> str:
-        return combine(a, b)
+    def combine_columns(self, a: ColumnSpec, b: ColumnSpec) -> ColumnSpec:
+        """JSON with anything else is plain text, a CLOB like a JSON column widened later
+        (``types.widened_to``), so one unit or two give the same column."""
+        new = combine(a.type, b.type)
+        if new == "string" and "json" in (a.type, b.type):
+            return ColumnSpec(a.name, "string", UNBOUNDED)
+        return super().combine_columns(ColumnSpec(a.name, new, a.max_length), ColumnSpec(a.name, new, b.max_length))
 
     def widened(self, existing: ColumnInfo, wanted: ColumnSpec) -> ColumnSpec | None:
         if existing.logical is None:
@@ -403,16 +408,16 @@ class OracleDestination(Destination):
                            stage_all=stage_all).build()
 
     def load(self, unit: LoadUnit, checkpoint: Checkpoint) -> None:
-        self._describe(unit)
         self._refuse_loaded(unit)
         columns = dict(unit.columns) if unit.columns is not None else None
         direct = stage_all = False
         if columns is not None and unit.segments:
-            columns, fits, stage_all = self._fit_text(unit, columns)
+            columns, fits, stage_all = self._fit_text(unit, columns)  # DDL, if any: before the transaction
             direct = self.strategy == "direct-path" and fits
             if self.strategy == "direct-path" and not fits:
                 self._warn_once(unit.stream, f"stream {unit.stream!r}: text longer than {self.types.string_limit} bytes "
                                 "cannot go through direct path; these units are staged with executemany")
+        self._describe(unit)
         prog = self.program(unit, columns, direct=direct, stage_all=stage_all)
         state = _UnitState()
         try:
