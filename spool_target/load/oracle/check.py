@@ -108,7 +108,9 @@ def _inspect(dest: OracleDestination, config: Config) -> CheckReport:
     report.add("server", f.banner or f"Oracle Database {f.version_text}")
     report.add("version", f.version_text)
     report.add("driver", "python-oracledb thick mode" if dest.settings.thick_mode else "python-oracledb thin mode")
-    report.add("JSON columns", "JSON" if f.json_type else "CLOB CHECK (... IS JSON)")
+    report.add("COMPATIBLE", f.compatible or "unknown")
+    report.add("JSON columns", "JSON" if f.json_type else "CLOB CHECK (... IS JSON)"
+               + ("" if f.json_type or f.json_scalars else "; a column given JSON scalars becomes plain CLOB"))
     report.add("boolean columns", "BOOLEAN" if f.boolean_type else "NUMBER(1) CHECK (... IN (0, 1))")
     limit_ok = f.max_identifier_length >= dest.rules.max_bytes
     report.add(
