@@ -469,3 +469,16 @@ def test_json_scalars_are_told_from_objects_and_arrays():
     assert not has_json_scalar(pa.array(['{"a": 1}', ' [1]', None]))
     assert has_json_scalar(pa.array(['{"a": 1}', '"abc"'])) and has_json_scalar(pa.array(["5"]))
     assert not has_json_scalar(pa.array([None, None], pa.string()))
+
+
+def test_a_varchar2_is_json_column_of_someone_elses_binds_as_varchar_and_is_left_alone():
+    """Only CLOB text binds as LONG: a LONG bind into a VARCHAR2 column fails (ORA-01461)."""
+    import pyarrow as pa
+
+    from spool_target.load.oracle.binds import BindColumn, prepare
+
+    t = parse_type("VARCHAR2(4000 BYTE)", is_json=True)
+    assert t.family == "json" and not t.is_long_text and logical_of(t) is None  # not ours: never widened
+    out = prepare(pa.RecordBatch.from_pydict({"J": pa.array(['{"a": 1}'])}), [BindColumn("J", "json", t)])
+    assert out.column("J").type == pa.string()
+    assert parse_type("CLOB", is_json=True).is_long_text and not parse_type("JSON").is_long_text

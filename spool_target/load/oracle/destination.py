@@ -509,7 +509,8 @@ class OracleDestination(Destination):
         """Longest text per watched column, and JSON scalars headed for a CLOB IS JSON column
         that refuses them; read with whole-column Arrow kernels."""
         watched = {n for n, t in types.items() if t.family in ("clob", "json") or (t.family == "varchar" and columns[n].logical)}
-        no_scalars = {n for n, t in types.items() if t.is_json_text and not self.features.json_scalars}
+        no_scalars = {n for n, t in types.items()  # ours only: a DBA's IS JSON column is left as it is
+                      if t.is_json_text and columns[n].logical == "json" and not self.features.json_scalars}
         out = _Measure()
         for step in unit.segments:
             cols = [c for c in step.columns if c.column in watched]

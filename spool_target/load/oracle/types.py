@@ -213,7 +213,7 @@ class OracleType:
     @property
     def is_long_text(self) -> bool:
         """Bound as a LONG (Arrow large_string): CLOB and NCLOB columns, JSON text in a CLOB included."""
-        return self.family == "clob" or (self.family == "json" and self.text != "JSON")
+        return self.family == "clob" or (self.family == "json" and self.text in ("CLOB", "NCLOB"))
 
     @property
     def is_json_text(self) -> bool:
