@@ -378,16 +378,17 @@ def test_compatible_comes_from_db_version_and_an_unknown_one_is_not_guessed_high
     """DBMS_UTILITY.DB_VERSION gives COMPATIBLE to every user (V$PARAMETER usually is not readable);
     a 23ai server at COMPATIBLE 19 creates no JSON or BOOLEAN column, and takes no JSON scalars."""
     from spool_target.load.oracle.connect import features_from_probes
-    from spool_target.load.oracle.sql import DB_VERSION
 
-    assert DB_VERSION == "BEGIN DBMS_UTILITY.DB_VERSION(:1, :2); END;"
+    # not readable at all: the lowest COMPATIBLE a 21c+ server accepts (19), not the version
+    f = features_from_probes("23.5.0.24.7", extended_strings=False, compatible=None)
+    assert (f.json_type, f.boolean_type) == (False, False) and f.compatible == "19.0.0"
     f = features_from_probes("23.5.0.24.7", extended_strings=False, compatible="19.0.0")
     assert (f.json_type, f.boolean_type, f.json_scalars) == (False, False, False)
     f = features_from_probes("23.5.0.24.7", extended_strings=False, compatible="23.4.0")
     assert (f.json_type, f.boolean_type, f.json_scalars, f.compatible) == (True, True, True, "23.4.0")
-    # not readable at all: the lowest COMPATIBLE a 21c+ server accepts (19), not the version
-    f = features_from_probes("23.5.0.24.7", extended_strings=False, compatible=None)
-    assert (f.json_type, f.boolean_type, f.compatible) == (False, False, "19.0.0")
+    from spool_target.load.oracle.sql import DB_VERSION  # what DriverSession.db_version runs
+
+    assert DB_VERSION == "BEGIN DBMS_UTILITY.DB_VERSION(:1, :2); END;"
 
 
 # ---- numbers: every digit, no float step (TYPING_SPEC, Loading) ---------------------------------
@@ -408,7 +409,7 @@ def test_numbers_bind_as_their_exact_decimal_text():
     import oracledb
     import pyarrow as pa
 
-    from spool_target.load.oracle.binds import BindColumn, arrow_bind_type, prepare
+    from spool_target.load.oracle.binds import BindColumn, prepare
 
     batch = pa.RecordBatch.from_pydict({
         "F": pa.array([0.1, 1e16, 0.30000000000000004, None], pa.float64()),
@@ -422,8 +423,10 @@ def test_numbers_bind_as_their_exact_decimal_text():
     assert [float(v) for v in out.column("F").to_pylist()[:3]] == [0.1, 1e16, 0.30000000000000004]  # the same doubles
     assert out.column("D").to_pylist() == ["12345678901234.5678", "1.10", "1E-5", "9007199254740993"]  # as sent
     assert out.column("I").to_pylist()[0] == 9007199254740993 and out.column("I").type == pa.int64()
-    assert [arrow_bind_type(t) for t in out.schema.types] == ["DB_TYPE_VARCHAR", "DB_TYPE_VARCHAR", "DB_TYPE_NUMBER"]
     assert [c.placeholder_wrap for c in cols] == ["TO_NUMBER({})", "TO_NUMBER({})", "{}"]
+    from spool_target.load.oracle.binds import arrow_bind_type
+
+    assert [arrow_bind_type(t) for t in out.schema.types] == ["DB_TYPE_VARCHAR", "DB_TYPE_VARCHAR", "DB_TYPE_NUMBER"]
     oracledb.from_arrow(out)
     # BINARY_DOUBLE (prefer_float, or column_types): doubles only -- direct path takes nothing else (DPY-3039)
     dbl = prepare(batch, [BindColumn("I", "integer", parse_type("BINARY_DOUBLE"))])
