@@ -73,7 +73,9 @@ def test_unreachable_oracle_is_retried_with_backoff_then_exit_75_and_nothing_is_
     said = log_messages(r.stderr)
     retries = [m for m in said if m.startswith("destination unavailable, retrying in ")]
     assert len(retries) >= 2 and "DPY-6005" in retries[0]
-    why = {"closed port": "(cannot connect", "silent listener": "(", "service not registered": "(the service is not registered"}
+    why = {"closed port": "(cannot connect", "silent listener": "(",
+           "service not registered": "(the listener does not know the service: the database may still be starting, "
+                                     "or the service name is misspelt"}
     assert why[server] in retries[0]
     final = json.loads(r.stderr.decode().splitlines()[-1])
     assert final["exit_code"] == 75

@@ -9,6 +9,8 @@ DPY-4011 and sets ``isrecoverable``) and raised as the driver raises them.
 
 from __future__ import annotations
 
+import os
+import socket
 import time
 
 import oracledb
@@ -53,7 +55,9 @@ def test_service_not_registered_is_transient_with_the_specific_reason():
         err = connect_error(srv.port)
     assert error_codes(err) == ["DPY-6005", "DPY-6001"]  # the wrapper, then the reason
     failure = classify(err)
-    assert failure.kind is FailureKind.TRANSIENT and failure.hint == "the service is not registered with the listener (yet)"
+    # a database still starting and a misspelt service look the same: transient, and the hint names both
+    assert failure.kind is FailureKind.TRANSIENT and failure.hint.startswith(
+        "the listener does not know the service: the database may still be starting, or the service name is misspelt")
 
 
 @pytest.mark.parametrize("threaded", [False, True], ids=["main-thread", "worker-thread"])
@@ -125,7 +129,7 @@ def test_transient_server_errors(code: int, text: str, full_code: str):
         (28000, "the account is locked"),
         (1, "a unique constraint refused a row"),
         (12899, "a value is longer than its column"),
-        (20001, "Oracle refused the work; its transaction rolled back"),  # unknown: permanent, generic
+        (20001, "Oracle refused the work; the loader rolled its transaction back"),  # unknown: permanent, generic
     ],
 )
 def test_permanent_server_errors_fail_fast_with_advice(code: int, advice: str):
@@ -144,3 +148,67 @@ def test_driver_errors_and_their_causes():
     assert failure.kind is FailureKind.PERMANENT and "thick_mode: true" in failure.hint
     assert classify(ValueError("not a database error")) is None
     assert classify(OracleConnectTimeout("x")).kind is FailureKind.TRANSIENT
+
+
+def test_an_untrusted_tls_certificate_is_permanent():
+    """DPY-6005 wraps every failed connect (ThinConnImpl._connect_with_address), a certificate the
+    client does not trust included: no retry fixes that, so the load stops at once with advice."""
+    import ssl
+
+    from oraclekit import TLSListener
+
+    with TLSListener() as srv:
+        s = ConnectSettings(user="scott", label="x", dsn=f"tcps://127.0.0.1:{srv.port}/FREEPDB1", password=PASSWORD,
+                            tcp_connect_timeout=2, connect_timeout=10)
+        with pytest.raises(oracledb.Error) as info:
+            open_connection(s)
+    err = info.value
+    assert error_codes(err)[0] == "DPY-6005"
+    assert any(isinstance(e, ssl.SSLCertVerificationError) for e in _causes(err))  # the real driver's cause
+    failure = classify(err)
+    assert failure.kind is FailureKind.PERMANENT
+    assert failure.hint.startswith("the server's TLS certificate was not accepted (") and "wallet_location" in failure.hint
+
+
+def _causes(exc: BaseException) -> list[BaseException]:
+    out = []
+    while exc is not None and exc not in out:
+        out.append(exc)
+        exc = exc.__cause__ or exc.__context__
+    return out
+
+
+@pytest.mark.parametrize("errno,kind", [
+    (socket.EAI_NONAME, FailureKind.PERMANENT),  # "Name or service not known": a typo, no retry helps
+    (socket.EAI_AGAIN, FailureKind.TRANSIENT),  # "Temporary failure in name resolution": the resolver is down
+])
+def test_a_host_name_that_does_not_resolve_is_permanent_unless_the_resolver_says_try_again(errno: int, kind: FailureKind):
+    """The thin driver wraps socket.gaierror in DPY-6005 (connection.pyx catches it explicitly); the
+    error is built by the driver's own machinery, as for a connect."""
+    cause = socket.gaierror(errno, os.strerror(errno) if errno > 0 else "name resolution failed")
+    err = driver_errors._create_exception(driver_errors.ERR_CONNECTION_FAILED, cause=cause, connection_id="x")
+    assert error_codes(err) == ["DPY-6005"]
+    failure = classify(err)
+    assert failure.kind is kind
+    if kind is FailureKind.PERMANENT:
+        assert failure.hint.startswith("the host name does not resolve") and "check host or the DSN" in failure.hint
+
+
+def test_deadlock_advice_says_only_the_statement_was_rolled_back():
+    """ORA-00060: Oracle rolls back the statement that detected the deadlock, not the transaction
+    (Database Concepts, "Deadlocks"); the loader then rolls back the unit itself and retries."""
+    failure = classify(server_error(60, "deadlock detected while waiting for resource"))
+    assert failure.kind is FailureKind.TRANSIENT
+    assert failure.hint == "deadlock detected (Oracle rolled back the one statement; the loader rolls back the unit and retries it)"
+
+
+@pytest.mark.parametrize("code,advice", [
+    (1450, "the key columns are too long for one index entry (6,398 bytes on an 8K block)"),
+    (2329, "a TIME ZONE column cannot be in a primary key"),
+    (1792, "a table may have at most 1,000 columns"),
+    (39726, "the table is compressed (basic compression allows no DROP COLUMN)"),
+    (932, "Oracle cannot compare these types (a CLOB key, or a DATE where a TIMESTAMP is needed)"),
+])
+def test_schema_limits_have_advice(code: int, advice: str):
+    failure = classify(server_error(code, "text is never looked at"))
+    assert failure.kind is FailureKind.PERMANENT and failure.hint.startswith(advice)

@@ -178,7 +178,10 @@ def test_dictionary_rows_are_spelled_like_generated_types():
     "have,have_type,want,want_len,expected",
     [
         ("integer", "NUMBER(38)", "integer", None, None),
-        ("integer", "NUMBER(38)", "number", None, ("decimal", None)),  # exact: NUMBER, never a float step
+        ("integer", "NUMBER(38)", "number", None, ("decimal", None)),  # every digit of both: NUMBER, MODIFY in place
+        ("number", "NUMBER", "decimal", None, None),  # NUMBER holds decimals already
+        ("number", "BINARY_DOUBLE", "decimal", None, ("decimal", None)),  # a double cannot: re-typed to NUMBER
+        ("decimal", "NUMBER", "string", 5, ("string", 200)),
         ("number", "NUMBER", "integer", None, None),
         ("date", "DATE", "timestamp", None, ("timestamp", None)),
         ("timestamp", "TIMESTAMP(6)", "timestamp", None, None),  # never re-typed by a changed setting
@@ -309,3 +312,176 @@ def test_a_probe_falls_back_only_when_its_view_is_not_visible():
     assert error_code(server_error(1031, "insufficient privileges")) in NOT_VISIBLE
     assert error_code(server_error(910, "specified length too long for its datatype")) == "ORA-00910"  # STANDARD strings
     assert error_code(server_error(3113, "end-of-file on communication channel")) not in NOT_VISIBLE
+
+
+# ---- keys: a primary key Oracle accepts ---------------------------------------------------
+@pytest.mark.parametrize("features,keys,expected", [
+    # one string key without maxLength: VARCHAR2(4000 CHAR) counts 4,000 bytes under STANDARD, and fits
+    (V19, [("K", "string", None)], {"K": "VARCHAR2(4000 CHAR)"}),
+    # two of them would be 8,000 bytes (ORA-01450): they share 6,398 - 2 - 9 bytes, 4 bytes per character
+    (V19, [("A", "string", None), ("B", "string", None)], {"A": "VARCHAR2(798 CHAR)", "B": "VARCHAR2(798 CHAR)"}),
+    # EXTENDED: VARCHAR2(4000 CHAR) alone is 16,000 bytes
+    (EXT, [("K", "string", None)], {"K": "VARCHAR2(1597 CHAR)"}),
+    # a declared maxLength is kept; the rest share what is left; a date-time key is TIMESTAMP(6) (ORA-02329)
+    (V19, [("T", "string", 10), ("C", "string", None), ("AT", "timestamp", None), ("N", "integer", None)],
+     {"T": "VARCHAR2(10 CHAR)", "C": "VARCHAR2(4000 CHAR)", "AT": "TIMESTAMP(6)", "N": "NUMBER(38)"}),
+    # a single-byte character set counts one byte per character
+    (ServerFeatures.from_version((19, 22), charset="WE8MSWIN1252"), [("A", "string", None), ("B", "string", None)],
+     {"A": "VARCHAR2(3193 CHAR)", "B": "VARCHAR2(3193 CHAR)"}),
+])
+def test_key_columns_fit_one_index_entry(features: ServerFeatures, keys, expected: dict[str, str]):
+    """Finding 3 (ORA-01450: "the sum of the width of all indexed columns plus the number of indexed
+    columns" may not exceed 6,398 bytes on an 8K block) and finding 2 (ORA-02329)."""
+    types = OracleTypes(features, TypeSettings())
+    got = types.key_types(keys, {})
+    assert got == expected
+    width = sum(types.index_bytes(parse_type(t)) for t in got.values()) + len(got)
+    assert width <= 6398 - 9
+
+
+def test_keys_that_cannot_be_indexed_are_refused():
+    from spool_target.load.oracle.types import KeyTooLong
+
+    types = OracleTypes(V19, TypeSettings())
+    with pytest.raises(KeyTooLong, match="key column DOC would be CLOB, which Oracle cannot compare or index"):
+        types.key_types([("DOC", "json", None)], {})
+    with pytest.raises(KeyTooLong, match=r"take more than the 6,398 bytes .*ORA-01450"):
+        types.key_types([("A", "string", 1000), ("B", "string", 1000)], {})
+    assert types.key_types([("K", "string", None)], {"K": "VARCHAR2(50 BYTE)"}) == {"K": "VARCHAR2(50 BYTE)"}  # column_types
+
+
+def test_a_key_column_that_would_outgrow_the_index_is_not_widened():
+    """Widening a key VARCHAR2 in place would fail at the ALTER with ORA-01450: say it first."""
+    from types import SimpleNamespace
+
+    from spool_target.errors import DestinationError
+    from spool_target.load.oracle.connect import ConnectSettings
+    from spool_target.load.oracle.destination import OracleDestination
+    from spool_target.load.oracle.session import CatalogColumn, RecordingSession
+    from spool_target.naming import TableRef
+
+    cfg = SimpleNamespace(load_strategy="insert", batch_rows=10, load_method="upsert", column_types={}, varchar_length=4000,
+                          prefer_float=False, timestamp_type="timestamp_tz", max_identifier_length=None)
+    cols = [CatalogColumn("A", "VARCHAR2(700 CHAR)"), CatalogColumn("B", "VARCHAR2(700 CHAR)")]
+    rec = RecordingSession(V19, tables={("APP", "T"): cols}, keys={("APP", "T"): ["A", "B"]})
+    dest = OracleDestination(ConnectSettings(user="u", label="x", target_schema="APP"), cfg, session=lambda _: rec)
+    dest.connect()
+    dest.widen_column(TableRef(None, "T"), ColumnSpec("A", "string", 800))  # 3,200 + 2,800 + 2 + 9 bytes: fits
+    assert rec.lines[-1].endswith('MODIFY ("A" VARCHAR2(800 CHAR));')
+    with pytest.raises(DestinationError, match=r"key column A would grow from VARCHAR2\(800 CHAR\) to VARCHAR2\(900 CHAR\)"
+                                               r".*\(6,411 of 6,398 bytes, ORA-01450\)"):
+        dest.widen_column(TableRef(None, "T"), ColumnSpec("A", "string", 900))
+
+
+# ---- COMPATIBLE decides JSON and BOOLEAN (finding 5) -----------------------------------------
+def test_compatible_comes_from_db_version_and_an_unknown_one_is_not_guessed_high():
+    """DBMS_UTILITY.DB_VERSION gives COMPATIBLE to every user (V$PARAMETER usually is not readable);
+    a 23ai server at COMPATIBLE 19 creates no JSON or BOOLEAN column, and takes no JSON scalars."""
+    from spool_target.load.oracle.connect import features_from_probes
+
+    # not readable at all: the lowest COMPATIBLE a 21c+ server accepts (19), not the version
+    f = features_from_probes("23.5.0.24.7", extended_strings=False, compatible=None)
+    assert (f.json_type, f.boolean_type) == (False, False) and f.compatible == "19.0.0"
+    f = features_from_probes("23.5.0.24.7", extended_strings=False, compatible="19.0.0")
+    assert (f.json_type, f.boolean_type, f.json_scalars) == (False, False, False)
+    f = features_from_probes("23.5.0.24.7", extended_strings=False, compatible="23.4.0")
+    assert (f.json_type, f.boolean_type, f.json_scalars, f.compatible) == (True, True, True, "23.4.0")
+    from spool_target.load.oracle.sql import DB_VERSION  # what DriverSession.db_version runs
+
+    assert DB_VERSION == "BEGIN DBMS_UTILITY.DB_VERSION(:1, :2); END;"
+
+
+# ---- numbers: every digit, no float step (TYPING_SPEC, Loading) ---------------------------------
+def test_decimal_maps_to_number_and_widens_exactly():
+    from spool_target.load.oracle.types import combine, widen
+
+    float_pref = OracleTypes(V19, TypeSettings(prefer_float=True))
+    assert float_pref.sql_type("decimal") == "NUMBER" and float_pref.sql_type("number") == "BINARY_DOUBLE"
+    assert widen("integer", "number") == widen("number", "decimal") == widen("integer", "decimal") == "decimal"
+    assert widen("decimal", "string") == "string" and widen("decimal", "json") == "json"
+    assert combine("json", "string") == "string" and combine("json", "json") == "json"
+
+
+def test_numbers_bind_as_their_exact_decimal_text():
+    """A float64 column means the decimal of each value's shortest repr; a decimal column is the text as
+    sent. Both reach NUMBER as text through TO_NUMBER (NLS_NUMERIC_CHARACTERS fixed at connect), never as
+    a BINARY_DOUBLE bind (which python-oracledb would use for float64: from_arrow_schema)."""
+    import oracledb
+    import pyarrow as pa
+
+    from spool_target.load.oracle.binds import BindColumn, prepare
+
+    batch = pa.RecordBatch.from_pydict({
+        "F": pa.array([0.1, 1e16, 0.30000000000000004, None], pa.float64()),
+        "D": pa.array(["12345678901234.5678", "1.10", "1E-5", "9007199254740993"], pa.string()),
+        "I": pa.array([9007199254740993, 1, 2, 3], pa.int64()),
+    })
+    cols = [BindColumn("F", "number", parse_type("NUMBER")), BindColumn("D", "decimal", parse_type("NUMBER")),
+            BindColumn("I", "integer", parse_type("NUMBER(38)"))]
+    out = prepare(batch, cols)
+    assert out.column("F").to_pylist() == ["0.1", "1e+16", "0.30000000000000004", None]
+    assert [float(v) for v in out.column("F").to_pylist()[:3]] == [0.1, 1e16, 0.30000000000000004]  # the same doubles
+    assert out.column("D").to_pylist() == ["12345678901234.5678", "1.10", "1E-5", "9007199254740993"]  # as sent
+    assert out.column("I").to_pylist()[0] == 9007199254740993 and out.column("I").type == pa.int64()
+    assert [c.placeholder_wrap for c in cols] == ["TO_NUMBER({})", "TO_NUMBER({})", "{}"]
+    from spool_target.load.oracle.binds import arrow_bind_type
+
+    assert [arrow_bind_type(t) for t in out.schema.types] == ["DB_TYPE_VARCHAR", "DB_TYPE_VARCHAR", "DB_TYPE_NUMBER"]
+    oracledb.from_arrow(out)
+    # BINARY_DOUBLE (prefer_float, or column_types): doubles only -- direct path takes nothing else (DPY-3039)
+    dbl = prepare(batch, [BindColumn("I", "integer", parse_type("BINARY_DOUBLE"))])
+    assert dbl.column("I").type == pa.float64()
+
+
+def test_direct_path_arrow_rules_follow_the_driver():
+    """OracleMetadata.check_convert_from_arrow (impl/base/metadata.pyx): integers only into NUMBER,
+    strings only into character columns, doubles into BINARY_DOUBLE or NUMBER; CLOB counts as LONG."""
+    import pyarrow as pa
+
+    from spool_target.load.oracle.binds import direct_path_accepts
+
+    T = parse_type
+    assert direct_path_accepts(pa.int64(), T("NUMBER(38)")) and not direct_path_accepts(pa.int64(), T("BINARY_DOUBLE"))
+    assert not direct_path_accepts(pa.string(), T("NUMBER")) and direct_path_accepts(pa.string(), T("VARCHAR2(10 BYTE)"))
+    assert direct_path_accepts(pa.float64(), T("BINARY_DOUBLE")) and direct_path_accepts(pa.large_string(), T("CLOB"))
+    assert not direct_path_accepts(pa.bool_(), T("NUMBER(1)")) and direct_path_accepts(pa.int8(), T("NUMBER(1)"))
+    assert direct_path_accepts(pa.timestamp("us"), T("TIMESTAMP(6)")) and not direct_path_accepts(pa.date32(), T("VARCHAR2(9 CHAR)"))
+
+
+def test_direct_path_calls_stay_below_the_message_limit():
+    """One direct path message may hold about 1 GiB (TNS_DPLS_MAX_MESSAGE_SIZE; DPY-4041):
+    a batch of wide rows is cut into slices by size, not only by row count."""
+    import pyarrow as pa
+
+    from spool_target.load.oracle.binds import direct_path_chunks, wire_bytes
+
+    table = pa.table({"ID": pa.array(range(1000), pa.int64()), "TXT": pa.array(["x" * (i % 50) for i in range(1000)])})
+    limit = 4096
+    chunks = list(direct_path_chunks(table, limit))
+    assert len(chunks) > 1 and sum(c.num_rows for c in chunks) == 1000
+    assert all(sum(wire_bytes(c).to_pylist()) <= limit for c in chunks)
+    assert pa.concat_tables(chunks).equals(table)  # in order, nothing lost
+    assert [c.num_rows for c in direct_path_chunks(table)] == [1000]  # far below 256 MiB: one call
+
+
+def test_json_scalars_are_told_from_objects_and_arrays():
+    import pyarrow as pa
+
+    from spool_target.load.oracle.binds import has_json_scalar
+
+    assert not has_json_scalar(pa.array(['{"a": 1}', ' [1]', None]))
+    assert has_json_scalar(pa.array(['{"a": 1}', '"abc"'])) and has_json_scalar(pa.array(["5"]))
+    assert not has_json_scalar(pa.array([None, None], pa.string()))
+
+
+def test_a_varchar2_is_json_column_of_someone_elses_binds_as_varchar_and_is_left_alone():
+    """Only CLOB text binds as LONG: a LONG bind into a VARCHAR2 column fails (ORA-01461)."""
+    import pyarrow as pa
+
+    from spool_target.load.oracle.binds import BindColumn, prepare
+
+    t = parse_type("VARCHAR2(4000 BYTE)", is_json=True)
+    assert t.family == "json" and not t.is_long_text and logical_of(t) is None  # not ours: never widened
+    out = prepare(pa.RecordBatch.from_pydict({"J": pa.array(['{"a": 1}'])}), [BindColumn("J", "json", t)])
+    assert out.column("J").type == pa.string()
+    assert parse_type("CLOB", is_json=True).is_long_text and not parse_type("JSON").is_long_text

@@ -10,12 +10,13 @@ from types import SimpleNamespace
 
 import pytest
 
-from spool_target.load.destination import ColumnInfo, ColumnSpec
+from spool_target.load.destination import ColumnSpec
 from spool_target.load.oracle.binds import BindColumn, bind_order
 from spool_target.load.oracle.connect import ConnectSettings
-from spool_target.load.oracle.planning import PlanDestination, render
-from spool_target.load.oracle.sql import OracleSQL, Statement, can_modify_in_place, h8, text_expr
-from spool_target.load.oracle.types import parse_type
+from spool_target.load.oracle.destination import OracleDestination
+from spool_target.load.oracle.session import CatalogColumn, RecordingSession, render
+from spool_target.load.oracle.sql import ColumnDDL, OracleSQL, StagedColumn, Statement, can_modify_in_place, h8, text_expr
+from spool_target.load.oracle.types import OFFLINE_FEATURES, UNBOUNDED, parse_type
 from spool_target.naming import ORACLE, ORACLE_30, TableRef
 
 SQL = OracleSQL(ORACLE, "APP")
@@ -53,7 +54,8 @@ def test_ledger_statements():
 
 
 def test_create_table_with_key_checks_and_a_long_name_at_30_bytes():
-    cols = [("ID", "NUMBER(38)"), ("OK", 'NUMBER(1) CHECK ("OK" IN (0, 1))'), ("DOC", 'CLOB CHECK ("DOC" IS JSON)')]
+    cols = [ColumnDDL("ID", "NUMBER(38)"), ColumnDDL("OK", "NUMBER(1)", ' CHECK ("OK" IN (0, 1))'),
+            ColumnDDL("DOC", "CLOB", ' CHECK ("DOC" IS JSON)')]
     assert SQL.create_table(TableRef("CRM", "USERS"), cols, ["ID"]).sql == (
         'CREATE TABLE "CRM"."USERS" (\n'
         '  "ID" NUMBER(38) NOT NULL,\n'
@@ -69,7 +71,7 @@ def test_create_table_with_key_checks_and_a_long_name_at_30_bytes():
 
 
 def test_add_and_modify_columns():
-    add = SQL.add_column(USERS, "NOTE", "VARCHAR2(4000 CHAR)")
+    add = SQL.add_column(USERS, ColumnDDL("NOTE", "VARCHAR2(4000 CHAR)"))
     assert add.sql == 'ALTER TABLE "APP"."USERS" ADD ("NOTE" VARCHAR2(4000 CHAR))' and add.done == ("ORA-01430",)
     assert SQL.modify_column(USERS, "NOTE", "VARCHAR2(8000 CHAR)").sql == 'ALTER TABLE "APP"."USERS" MODIFY ("NOTE" VARCHAR2(8000 CHAR))'
     assert can_modify_in_place(T("VARCHAR2(10 CHAR)"), T("VARCHAR2(20 CHAR)"))
@@ -80,7 +82,7 @@ def test_add_and_modify_columns():
 
 
 def test_clob_widening_is_four_idempotent_steps():
-    steps = SQL.retype_steps(USERS, "BIO", T("VARCHAR2(4000 CHAR)"), "string", "CLOB", T("CLOB"))
+    steps = SQL.retype_steps(USERS, "BIO", T("VARCHAR2(4000 CHAR)"), "string", ColumnDDL("BIO", "CLOB"), T("CLOB"))
     tmp = f"SPOOL_W_{h8('BIO')}"
     assert [s.sql for s in steps] == [
         f'ALTER TABLE "APP"."USERS" ADD ("{tmp}" CLOB)',
@@ -89,7 +91,7 @@ def test_clob_widening_is_four_idempotent_steps():
         f'ALTER TABLE "APP"."USERS" RENAME COLUMN "{tmp}" TO "BIO"',
     ]
     assert [s.done for s in steps] == [("ORA-01430",), (), ("ORA-00904",), ()]
-    assert [s.sql for s in SQL.retype_steps(USERS, "BIO", T("CLOB"), "string", "CLOB", T("CLOB"), from_step=4)] == [
+    assert [s.sql for s in SQL.retype_steps(USERS, "BIO", T("CLOB"), "string", ColumnDDL("BIO", "CLOB"), T("CLOB"), from_step=4)] == [
         f'ALTER TABLE "APP"."USERS" RENAME COLUMN "{tmp}" TO "BIO"'
     ]
 
@@ -112,7 +114,7 @@ def test_clob_widening_is_four_idempotent_steps():
     ],
 )
 def test_values_are_converted_like_new_ones_during_a_widening(old: str, logical: str, new: str, expr: str):
-    steps = SQL.retype_steps(USERS, "C", T(old, is_json=logical == "json"), logical, new, T(new))
+    steps = SQL.retype_steps(USERS, "C", T(old, is_json=logical == "json"), logical, ColumnDDL("C", new), T(new))
     assert steps[1].sql == f'UPDATE "APP"."USERS" SET "SPOOL_W_{h8("C")}" = {expr} WHERE "C" IS NOT NULL AND "SPOOL_W_{h8("C")}" IS NULL'
     assert text_expr('"C"', T("VARCHAR2(5 CHAR)"), "string") == '"C"'
 
@@ -133,9 +135,15 @@ def test_insert_binds_timestamps_through_from_tz_and_clobs_last():
     )
 
 
+def S(name: str, target: str, stage: str | None = None) -> StagedColumn:
+    """A staged column: the table's type, and the staging table's (by default what stage_type gives)."""
+    t = T(target)
+    return StagedColumn(name, t, T(stage or ("TIMESTAMP(6)" if t.family in ("tstz", "timestamp") else target)))
+
+
 def test_merge_latest_record_per_key_soft_and_hard():
-    staged = [("ID", T("NUMBER(38)")), ("NAME", T("VARCHAR2(100 CHAR)")), ("SDC_SEQUENCE", T("NUMBER(38)")),
-              ("SDC_DELETED_AT", T("TIMESTAMP(6) WITH TIME ZONE"))]
+    staged = [S("ID", "NUMBER(38)"), S("NAME", "VARCHAR2(100 CHAR)"), S("SDC_SEQUENCE", "NUMBER(38)"),
+              S("SDC_DELETED_AT", "TIMESTAMP(6) WITH TIME ZONE")]
     soft = SQL.merge(USERS, "SPOOL_STAGE_A_B", ["ID"], staged, ["OLD"], meta_sequence="SDC_SEQUENCE",
                      meta_deleted="SDC_DELETED_AT", hard=False)
     assert soft.sql == (
@@ -163,30 +171,87 @@ def test_merge_latest_record_per_key_soft_and_hard():
     assert ('  WHERE t."SDC_SEQUENCE" IS NULL OR t."SDC_SEQUENCE" < s."SDC_SEQUENCE"\n'
             '  DELETE WHERE t."SDC_DELETED_AT" IS NOT NULL\nWHEN NOT MATCHED') in hard.sql
     assert hard.sql.endswith('\n  WHERE s."SDC_DELETED_AT" IS NULL')
-    two_keys = SQL.merge(USERS, "S", ["A", "B"], [("A", T("NUMBER(38)")), ("B", T("NUMBER(38)")), ("SDC_SEQUENCE", T("NUMBER(38)"))],
+    two_keys = SQL.merge(USERS, "S", ["A", "B"], [S("A", "NUMBER(38)"), S("B", "NUMBER(38)"), S("SDC_SEQUENCE", "NUMBER(38)")],
                          [], meta_sequence="SDC_SEQUENCE", meta_deleted="SDC_DELETED_AT", hard=False)
     assert 'PARTITION BY s."A", s."B"' in two_keys.sql and 'ON (t."A" = s."A" AND t."B" = s."B")' in two_keys.sql
 
 
+def test_time_zone_keys_are_matched_as_instants_never_through_the_session_zone():
+    """Finding 2: a TIME ZONE key column compared with a naive staged value converts the staged value
+    through the session time zone, which thin mode takes from the client host
+    (impl/thin/messages/auth.pyx, _get_alter_timezone_statement). Keys are compared as instants."""
+    staged = [S("TENANT", "VARCHAR2(10 CHAR)"), S("AT", "TIMESTAMP(6) WITH TIME ZONE"), S("SEQ", "NUMBER(38)")]
+    merge = SQL.merge(USERS, "STG", ["TENANT", "AT"], staged, [], meta_sequence="SEQ", meta_deleted="DEL", hard=False)
+    assert """ON (t."TENANT" = s."TENANT" AND t."AT" = FROM_TZ(s."AT", 'UTC'))""" in merge.sql
+    assert SQL.delete_deleted_keys(USERS, "STG", staged[:2], "DEL").sql == (
+        'DELETE FROM "APP"."USERS" t\nWHERE (t."TENANT", t."AT") IN '
+        """(SELECT d."TENANT", FROM_TZ(d."AT", 'UTC') FROM "APP"."STG" d WHERE d."DEL" IS NOT NULL)"""
+    )
+    # a key created by this loader is TIMESTAMP(6) holding UTC: compared as it is
+    naive = SQL.merge(USERS, "STG", ["AT"], [S("AT", "TIMESTAMP(6)"), S("SEQ", "NUMBER(38)")], [],
+                      meta_sequence="SEQ", meta_deleted="DEL", hard=False)
+    assert 'ON (t."AT" = s."AT")' in naive.sql
+
+
+def test_merge_leaves_columns_that_are_not_the_streams_alone():
+    """Finding 7: columns of the table the stream does not have (a DBA's) are never set."""
+    from pathlib import Path
+
+    from spool_target.load.destination import (
+        ColumnInfo, DeleteMode, LedgerRow, LoadUnit, MetaColumns, SegmentStep, SourceColumn, WriteMode,
+    )
+    from spool_target.load.oracle.types import OracleTypes, TypeSettings
+    from spool_target.load.oracle.unit import UnitBuilder
+
+    cols = {n: ColumnInfo(n, t, lg) for n, t, lg in [
+        ("ID", "NUMBER(38)", "integer"), ("NAME", "VARCHAR2(100 CHAR)", "string"), ("PHONE", "VARCHAR2(20 CHAR)", "string"),
+        ("SDC_SEQUENCE", "NUMBER(38)", "integer"), ("SDC_DELETED_AT", "TIMESTAMP(6) WITH TIME ZONE", "timestamp"),
+        ("SDC_TABLE_VERSION", "NUMBER(38)", "integer"), ("AUDIT_NOTE", "VARCHAR2(200 CHAR)", "string")]}
+    step = SegmentStep("streams/u/1.parquet", Path("/nonexistent"), 1, tuple(
+        SourceColumn(i, n.lower(), n, t) for i, (n, t) in enumerate(
+            [("ID", "integer"), ("NAME", "string"), ("SDC_SEQUENCE", "integer"), ("SDC_DELETED_AT", "timestamp")])), False)
+    unit = LoadUnit("u", USERS, cols, WriteMode.UPSERT, DeleteMode.SOFT, ("ID",),
+                    MetaColumns("SDC_SEQUENCE", "SDC_DELETED_AT", "SDC_TABLE_VERSION"), (step,),
+                    (LedgerRow("s", step.item, "segment", "u", "USERS", 1, "x", "r"),),
+                    stream_columns=("ID", "NAME", "PHONE", "SDC_SEQUENCE", "SDC_DELETED_AT", "SDC_TABLE_VERSION"))
+    prog = UnitBuilder(SQL, OracleTypes(OFFLINE_FEATURES, TypeSettings()), unit, cols, direct=False, schema="APP").build()
+    (merge,) = [a.stmt.sql for a in prog.work if hasattr(a, "stmt") and a.stmt.sql.startswith("MERGE")]
+    assert 't."PHONE" = NULL' in merge and 't."SDC_TABLE_VERSION" = NULL' in merge  # the stream's, not in this record
+    assert "AUDIT_NOTE" not in merge  # added by a DBA: kept
+
+
 def test_append_with_hard_deletes_and_overwrite_and_activate_version():
-    staged = [("ID", T("NUMBER(38)")), ("AT", T("TIMESTAMP(6) WITH TIME ZONE"))]
+    staged = [S("ID", "NUMBER(38)"), S("AT", "TIMESTAMP(6) WITH TIME ZONE")]
     assert SQL.insert_from_stage(USERS, "STG", staged).sql == (
         'INSERT INTO "APP"."USERS" ("ID", "AT")\nSELECT s."ID", FROM_TZ(s."AT", \'UTC\')\nFROM "APP"."STG" s'
     )
     assert SQL.insert_from_stage(USERS, "STG", staged, keys=["ID"], meta_deleted="DEL", meta_sequence="SEQ").sql.endswith(
         '\nWHERE s."DEL" IS NULL\n  AND NOT EXISTS (SELECT 1 FROM "APP"."STG" d WHERE d."DEL" IS NOT NULL AND d."ID" = s."ID" AND d."SEQ" > s."SEQ")'
     )
-    assert SQL.delete_deleted_keys(USERS, "STG", ["ID", "K2"], "DEL").sql == (
+    assert SQL.delete_deleted_keys(USERS, "STG", [S("ID", "NUMBER(38)"), S("K2", "NUMBER(38)")], "DEL").sql == (
         'DELETE FROM "APP"."USERS" t\nWHERE (t."ID", t."K2") IN (SELECT d."ID", d."K2" FROM "APP"."STG" d WHERE d."DEL" IS NOT NULL)'
     )
     assert SQL.delete_all(USERS).sql == 'DELETE FROM "APP"."USERS"'
-    tstz = T("TIMESTAMP(6) WITH TIME ZONE")
-    assert SQL.activate_version(USERS, "SDC_TABLE_VERSION", "SDC_DELETED_AT", tstz, hard=False).sql == (
-        """UPDATE "APP"."USERS" SET "SDC_DELETED_AT" = FROM_TZ(:1, 'UTC') """
+    assert SQL.activate_version(USERS, "V", "D", T("TIMESTAMP(6) WITH TIME ZONE"), hard=True).sql == (
+        'DELETE FROM "APP"."USERS" WHERE "V" IS NULL OR "V" < :1')
+
+
+def test_activate_version_binds_its_time_as_a_timestamp():
+    """Finding 1: a datetime bound without setinputsizes is a DATE (python-oracledb
+    impl/base/metadata.pyx, OracleMetadata.from_value: PY_TYPE_DATETIME -> DB_TYPE_DATE): FROM_TZ
+    refuses it (ORA-00932) and a DATE keeps no microseconds. It is bound as DB_TYPE_TIMESTAMP."""
+    import oracledb
+
+    tstz = SQL.activate_version(USERS, "SDC_TABLE_VERSION", "SDC_DELETED_AT", T("TIMESTAMP(6) WITH TIME ZONE"), hard=False)
+    assert tstz.sql == (
+        """UPDATE "APP"."USERS" SET "SDC_DELETED_AT" = FROM_TZ(CAST(:1 AS TIMESTAMP(6)), 'UTC') """
         'WHERE "SDC_DELETED_AT" IS NULL AND ("SDC_TABLE_VERSION" IS NULL OR "SDC_TABLE_VERSION" < :2)'
     )
-    assert SQL.activate_version(USERS, "V", "D", T("TIMESTAMP(6)"), hard=False).sql.startswith('UPDATE "APP"."USERS" SET "D" = :1 ')
-    assert SQL.activate_version(USERS, "V", "D", tstz, hard=True).sql == 'DELETE FROM "APP"."USERS" WHERE "V" IS NULL OR "V" < :1'
+    plain = SQL.activate_version(USERS, "V", "D", T("TIMESTAMP(6)"), hard=False)
+    assert plain.sql.startswith('UPDATE "APP"."USERS" SET "D" = CAST(:1 AS TIMESTAMP(6)) ')
+    for stmt in (tstz, plain):
+        # the names DriverSession.execute hands to Cursor.setinputsizes are the driver's own types
+        assert [getattr(oracledb, t) if t else None for t in stmt.input_types] == [oracledb.DB_TYPE_TIMESTAMP, None]
 
 
 def test_staging_names_fit_30_bytes_and_the_sweep_pattern_matches_only_this_spool():
@@ -203,76 +268,136 @@ def test_scripts_wrap_idempotent_ddl_in_plsql():
     assert render(Statement("DELETE FROM T")) == "DELETE FROM T;"
     assert render(Statement("CREATE TABLE T (X NUMBER)", done=("ORA-00955",), note="n")) == (
         "-- n\nBEGIN\n  EXECUTE IMMEDIATE q'[CREATE TABLE T (X NUMBER)]';\nEXCEPTION\n  WHEN OTHERS THEN\n"
-        "    IF SQLCODE != -955 THEN RAISE; END IF;  -- ORA-00955: already done\nEND;\n/"
+        "    IF SQLCODE = -955 THEN NULL;  -- ORA-00955: already done\n    ELSE RAISE; END IF;\nEND;\n/"
+    )
+
+
+def test_dropping_a_column_of_a_compressed_table_sets_it_unused():
+    """ORA-39726: basic table compression allows no DROP COLUMN; SET UNUSED frees the name the
+    same way (SQL Language Reference, ALTER TABLE, "Restrictions on Dropping Columns")."""
+    drop = SQL.retype_steps(USERS, "BIO", T("VARCHAR2(10 CHAR)"), "string", ColumnDDL("BIO", "CLOB"), T("CLOB"))[2]
+    assert drop.done == ("ORA-00904",) and [(c, a.sql) for c, a in drop.instead] == [
+        ("ORA-39726", 'ALTER TABLE "APP"."USERS" SET UNUSED ("BIO")')]
+    assert render(drop).endswith(
+        "    IF SQLCODE = -904 THEN NULL;  -- ORA-00904: already done\n"
+        "    ELSIF SQLCODE = -39726 THEN  -- ORA-39726: a compressed table allows no DROP COLUMN: set it unused\n"
+        """      EXECUTE IMMEDIATE q'[ALTER TABLE "APP"."USERS" SET UNUSED ("BIO")]';\n"""
+        "    ELSE RAISE; END IF;\nEND;\n/"
     )
 
 
 # ---- the widening state machine, on a simulated catalog ------------------------------
-def _dest(columns: dict[str, str]) -> PlanDestination:
-    cfg = SimpleNamespace(load_strategy="insert", batch_rows=10, load_method="append-only", column_types={},
-                          varchar_length=4000, prefer_float=False, timestamp_type="timestamp_tz",
-                          max_identifier_length=None, spool_dir="/nonexistent")
-    dest = PlanDestination(ConnectSettings(user="u", label="oracle://u@h/s", target_schema="APP"), cfg, None, offline=True)
+CFG = dict(load_strategy="insert", batch_rows=10, load_method="append-only", column_types={}, varchar_length=4000,
+           prefer_float=False, timestamp_type="timestamp_tz", max_identifier_length=None, spool_dir="/nonexistent")
+
+
+def _dest(columns: dict[str, str], *, json: tuple[str, ...] = (), objects: dict | None = None,
+          **settings) -> tuple[OracleDestination, RecordingSession]:
+    """A destination connected to a recording whose catalog holds APP.USERS with ``columns``."""
+    cfg = SimpleNamespace(**{**CFG, **settings})
+    tables = {("APP", "USERS"): [CatalogColumn(n, t, n in json) for n, t in columns.items()]} if columns else {}
+    rec = RecordingSession(OFFLINE_FEATURES, tables=tables, objects=objects)
+    dest = OracleDestination(ConnectSettings(user="u", label="oracle://u@h/s", target_schema="APP"), cfg, None,
+                             session=lambda _: rec)
     dest.connect()
-    dest.catalog[dest.rules.key("USERS")] = {n: ColumnInfo(n, t, "string") for n, t in columns.items()}
-    return dest
-
-
-def _statements(dest: PlanDestination) -> list[str]:
-    return [line.split("\n")[-1] if not line.startswith(("BEGIN", "--")) else line for line in dest.lines]
+    return dest, rec
 
 
 def test_widening_resumes_where_an_interrupted_one_stopped():
     tmp = f"SPOOL_W_{h8('BIO')}"
-    fresh = _dest({"ID": "NUMBER(38)", "BIO": "VARCHAR2(4000 CHAR)"})
+    fresh, rec = _dest({"ID": "NUMBER(38)", "BIO": "VARCHAR2(4000 CHAR)"})
     fresh.widen_column(USERS, ColumnSpec("BIO", "string", 100_000))
-    text = "\n".join(fresh.lines)
-    assert text.count("EXECUTE IMMEDIATE") == 2 and f'ADD ("{tmp}" CLOB)' in text and 'DROP COLUMN "BIO"' in text
+    text = "\n".join(rec.lines)
+    assert text.count("EXECUTE IMMEDIATE q'[ALTER TABLE") == 3 and f'ADD ("{tmp}" CLOB)' in text and 'DROP COLUMN "BIO"' in text
     assert f'UPDATE "APP"."USERS" SET "{tmp}" = TO_CLOB("BIO")' in text and "COMMIT;" in text
     assert text.rstrip().endswith(f'ALTER TABLE "APP"."USERS" RENAME COLUMN "{tmp}" TO "BIO";')
     assert fresh.table_columns(USERS)["BIO"].sql_type == "CLOB"
 
-    copied = _dest({"ID": "NUMBER(38)", "BIO": "VARCHAR2(4000 CHAR)", tmp: "CLOB"})  # died after step 1 or 2
+    copied, rec = _dest({"ID": "NUMBER(38)", "BIO": "VARCHAR2(4000 CHAR)", tmp: "CLOB"})  # died after step 1 or 2
     copied.widen_column(USERS, ColumnSpec("BIO", "string", 100_000))
-    assert "ADD (" not in "\n".join(copied.lines) and "UPDATE" in "\n".join(copied.lines)
+    assert "ADD (" not in "\n".join(rec.lines) and "UPDATE" in "\n".join(rec.lines)
 
-    dropped = _dest({"ID": "NUMBER(38)", tmp: "CLOB"})  # died after step 3: the engine asks to add BIO
+    dropped, rec = _dest({"ID": "NUMBER(38)", tmp: "CLOB"})  # died after step 3: the engine asks to add BIO
     assert "BIO" not in dropped.table_columns(USERS) and tmp not in dropped.table_columns(USERS)
     dropped.add_column(USERS, ColumnSpec("BIO", "string", 100_000))
-    assert dropped.lines[-1].endswith(f'ALTER TABLE "APP"."USERS" RENAME COLUMN "{tmp}" TO "BIO";')
-    assert "ADD (" not in "\n".join(dropped.lines)
+    assert rec.lines[-1].endswith(f'ALTER TABLE "APP"."USERS" RENAME COLUMN "{tmp}" TO "BIO";')
+    assert "ADD (" not in "\n".join(rec.lines)
 
-    longer = _dest({"BIO": "VARCHAR2(100 CHAR)"})
+    longer, rec = _dest({"BIO": "VARCHAR2(100 CHAR)"})
     longer.widen_column(USERS, ColumnSpec("BIO", "string", 200))
-    assert longer.lines[-1].endswith('ALTER TABLE "APP"."USERS" MODIFY ("BIO" VARCHAR2(200 CHAR));')
+    assert rec.lines[-1].endswith('ALTER TABLE "APP"."USERS" MODIFY ("BIO" VARCHAR2(200 CHAR));')
+
+
+def test_json_text_widened_to_plain_text_loses_its_is_json_check():
+    """Finding 4, across units: a CLOB IS JSON column that must also hold plain strings is the same
+    type text (CLOB) but not the same column: it is copied into a plain CLOB."""
+    dest, rec = _dest({"ID": "NUMBER(38)", "DOC": "CLOB"}, json=("DOC",))
+    info = dest.table_columns(USERS)["DOC"]
+    assert info.logical == "json"
+    target = dest.widened(info, ColumnSpec("DOC", "string"))
+    assert target == ColumnSpec("DOC", "string", UNBOUNDED)
+    dest.widen_column(USERS, target)
+    text = "\n".join(rec.lines)
+    tmp = f"SPOOL_W_{h8('DOC')}"
+    assert f'ADD ("{tmp}" CLOB)' in text and "CHECK" not in text and "widen DOC: CLOB IS JSON -> CLOB" in text
+    assert f'UPDATE "APP"."USERS" SET "{tmp}" = "DOC" WHERE' in text and f'RENAME COLUMN "{tmp}" TO "DOC"' in text
+    assert dest.table_columns(USERS)["DOC"].logical == "string"
+
+
+def test_create_table_trusts_ora_00955_only_when_the_catalog_has_that_table():
+    """ORA-00955 says the name is used -- by a table, or a view, synonym, sequence...
+    (SQL Language Reference, "Database Object Namespaces")."""
+    from spool_target.errors import DestinationError
+
+    dest, rec = _dest({}, objects={("APP", "USERS"): "VIEW"})
+    with pytest.raises(DestinationError, match=r"cannot create table APP.USERS: the name is used by view \(ORA-00955\)"):
+        dest.create_table(USERS, [ColumnSpec("ID", "integer")], [])
+    dest, rec = _dest({"ID": "NUMBER(38)"})  # a table: an earlier attempt made it; only missing columns are added
+    dest.create_table(USERS, [ColumnSpec("ID", "integer"), ColumnSpec("NAME", "string", 10)], [])
+    assert 'CREATE TABLE "APP"."USERS"' in rec.lines[-2]
+    assert """q'[ALTER TABLE "APP"."USERS" ADD ("NAME" VARCHAR2(10 CHAR))]';""" in rec.lines[-1]
+    assert [c.name for c in rec.columns("APP", "USERS")] == ["ID", "NAME"]
+
+
+def test_a_table_never_grows_past_1000_columns():
+    """ORA-01792: refused up front, with the table named, before any DDL runs."""
+    from spool_target.errors import DestinationError
+
+    dest, rec = _dest({f"C{i}": "NUMBER(38)" for i in range(1000)})
+    before = list(rec.lines)
+    with pytest.raises(DestinationError, match=r"table USERS: adding column NEW needs 1001 columns, and Oracle allows 1,000"):
+        dest.add_column(USERS, ColumnSpec("NEW", "integer"))
+    with pytest.raises(DestinationError, match=r"ORA-01792"):
+        dest.widen_column(USERS, ColumnSpec("C1", "string", 10))  # a retype copies the column: one more for a moment
+    fresh, _ = _dest({})
+    with pytest.raises(DestinationError, match=r"needs 1001 columns"):
+        fresh.create_table(TableRef(None, "WIDE"), [ColumnSpec(f"C{i}", "integer") for i in range(1001)], [])
+    assert rec.lines == before
 
 
 # ---- unit programs on real segments: what load binds, checked by the real driver -------------
 def _programs(spool, features=None, **settings):
     """Plan offline (no server) through the real engine, keeping each unit's program."""
     from spool_target.config import load_config
-    from spool_target.load.destination import Access
-    from spool_target.load.oracle.planning import plan_script
-    from spool_target.load.oracle.types import OFFLINE_FEATURES
+    from spool_target.load.engine import LoadEngine, LoadOptions, RunMode
     from spool_target.logs import NULL_LOG
+    from spool_target.spool.layout import require_spool
 
     config = load_config([], {"spool_dir": str(spool), "target_schema": "APP", **settings}, environ={})
+    programs: list = []
+    rec = RecordingSession(features or OFFLINE_FEATURES)
 
-    class Recording(PlanDestination):
-        programs: list = []
-
-        def connect(self, access: Access = Access.READ_WRITE) -> None:
-            self.set_features(features or OFFLINE_FEATURES, self.default_schema)
-
-        def program(self, unit, columns, *, direct):
-            prog = super().program(unit, columns, direct=direct)
-            self.programs.append(prog)
+    class Keeping(OracleDestination):
+        def program(self, unit, columns, **kw):
+            prog = super().program(unit, columns, **kw)
+            programs.append(prog)
             return prog
 
-    dest = Recording(ConnectSettings(user="u", label="oracle://u@offline/X", target_schema="APP"), config, NULL_LOG, offline=True)
-    dest.programs = []
-    script, _ = plan_script(config, NULL_LOG, offline=True, destination=dest)
-    return dest.programs, script
+    dest = Keeping(ConnectSettings(user="u", label="oracle://u@offline/X", target_schema="APP"), config, NULL_LOG,
+                   session=lambda _: rec)
+    reporter = SimpleNamespace(begin=lambda r: None, unit_loaded=lambda s, u: None, finish=lambda r: None)
+    LoadEngine(require_spool(spool), dest, config, LoadOptions.from_config(config, RunMode.FRESH), NULL_LOG, reporter).rehearse()
+    return programs, "\n\n".join(rec.lines)
 
 
 def _bound(feed):
@@ -388,3 +513,37 @@ def test_23ai_programs_bind_booleans_and_json_as_such(spool):
     assert '"OK" BOOLEAN' in script and '"DOC" JSON' in script
     bound = _bound(_feeds(prog)[0])
     assert bound.column("OK").type == pa.bool_() and bound.column("DOC").to_pylist() == ['{"a": [1]}']  # the text as sent (I8)
+
+
+def test_direct_path_stages_what_the_driver_accepts(spool):
+    """Direct path is stricter than executemany (python-oracledb 26.1):
+
+    - it compares each value's bytes with the column's describe size (direct_path_load_stream.pyx,
+      add_column_value), which for VARCHAR2(n CHAR) is n characters: `é` * 10 (20 bytes) would fail
+      DPY-8000 in VARCHAR2(10 CHAR), so text is staged as VARCHAR2(4n BYTE);
+    - only NUMBER takes Arrow integers, and no NUMBER takes text (check_convert_from_arrow, DPY-3039):
+      numbers that bind as exact text are staged as text and converted by TO_NUMBER in SQL;
+      a BINARY_DOUBLE column (column_types) gets doubles.
+    The recording itself refuses a direct path feed the driver would refuse (session.RecordingSession.feed).
+    """
+    import pyarrow as pa
+
+    from conftest import record_msg, schema_msg
+    from loadkit import ingest
+    from spool_target.load.oracle.binds import direct_path_accepts
+
+    props = {"id": {"type": "integer"}, "name": {"type": "string", "maxLength": 10}, "amount": {"type": "number"},
+             "n": {"type": "integer"}}
+    ingest(spool, [schema_msg("p", props, ["id"]), record_msg("p", {"id": 1, "name": "é" * 10, "amount": 0.1, "n": 7})])
+    (prog,), script = _programs(spool, load_strategy="direct-path", column_types={"p": {"n": "BINARY_DOUBLE"}})
+    (feed,) = _feeds(prog)
+    stage = {b.name: b.target for b in feed.binds}
+    assert stage["NAME"].text == "VARCHAR2(40 BYTE)" and stage["AMOUNT"].text == "VARCHAR2(4000 BYTE)"
+    assert stage["ID"].text == "NUMBER(38)" and stage["N"].text == "BINARY_DOUBLE"
+    bound = _bound(feed)
+    assert bound.column("NAME").to_pylist() == ["é" * 10] and len(("é" * 10).encode()) == 20
+    assert bound.column("AMOUNT").to_pylist() == ["0.1"] and bound.column("N").type == pa.float64()
+    assert all(direct_path_accepts(f.type, stage[f.name]) for f in bound.schema)
+    (insert,) = [a.stmt.sql for a in prog.work if hasattr(a, "stmt") and a.stmt.sql.startswith('INSERT INTO "APP"."P"')]
+    assert 'TO_NUMBER(s."AMOUNT")' in insert and 's."NAME"' in insert
+    assert '"NAME" VARCHAR2(10 CHAR)' in script  # the table keeps character semantics

@@ -81,7 +81,14 @@ def plan_command(
     destination: Optional[str] = OracleDestinationOption,
     offline: bool = typer.Option(
         False, "--offline",
-        help="Do not connect: assume empty schemas and an Oracle Database 19c server. Needs no password.",
+        help="Do not connect: assume empty schemas and the server --assume names. Needs no password.",
+    ),
+    assume: str = typer.Option(
+        "19c", "--assume", help="With --offline: the server to plan for: 19c, 21c (JSON columns) or 23ai (JSON, BOOLEAN).",
+    ),
+    max_string_size: str = typer.Option(
+        "STANDARD", "--max-string-size",
+        help="With --offline: the server's MAX_STRING_SIZE: STANDARD (VARCHAR2 up to 4000 bytes) or EXTENDED (32767).",
     ),
     load_method: Optional[str] = typer.Option(
         None, "--load-method", help="append-only, upsert or overwrite. Default: config load_method.", show_default=False
@@ -94,7 +101,8 @@ def plan_command(
 
     Statements end with `;`; DDL that may already be done is a PL/SQL block
     ending with `/`. Without --offline it connects (read only) and plans
-    against the tables as they are now.
+    against the tables as they are now. The script starts with the session
+    set-up and names the bind type of every placeholder.
     """
     from ..load.oracle.planning import plan_script
 
@@ -103,7 +111,16 @@ def plan_command(
         load_method=load_method, log_format=log_format,
     )
     log = make_log(config, quiet)
-    script, _ = run_command(log, lambda: plan_script(config, log, offline=offline))
+    if not offline and (assume != "19c" or max_string_size.upper() != "STANDARD"):
+        from ..errors import ConfigError
+
+        def refuse() -> None:
+            raise ConfigError("--assume and --max-string-size only apply with --offline",
+                              hint="without --offline the plan asks the server itself")
+
+        run_command(log, refuse)
+    script, _ = run_command(
+        log, lambda: plan_script(config, log, offline=offline, assume=assume, max_string_size=max_string_size))
     script = log.scrub(script)
     if output is not None:
         output.write_text(script)

@@ -191,6 +191,9 @@ class LoadUnit:
     meta: MetaColumns
     steps: tuple[Step, ...]
     ledger: tuple[LedgerRow, ...]
+    # Every column the stream's properties and metadata map to (in any schema version): what an
+    # upsert may set; other columns of the table (a DBA's) are not the stream's to change.
+    stream_columns: tuple[str, ...] = ()
 
     @property
     def rows(self) -> int:
@@ -262,6 +265,13 @@ class Destination(abc.ABC):
     @abc.abstractmethod
     def sweep(self, spool_id: str) -> list[str]:
         """Drop what an interrupted load of this spool left (staging tables...); return their names."""
+
+    def combine_columns(self, a: ColumnSpec, b: ColumnSpec) -> ColumnSpec:
+        """The column that holds the values of both ``a`` and ``b`` (one column's specs in two
+        segments of a unit). Dialects whose JSON columns refuse plain text (Oracle's IS JSON)
+        override this."""
+        lengths = [n for n in (a.max_length, b.max_length) if n]
+        return ColumnSpec(a.name, widen(a.type, b.type), max(lengths) if lengths else None)
 
     def widened(self, existing: ColumnInfo, wanted: ColumnSpec) -> ColumnSpec | None:
         """The column type ``existing`` must become to also hold ``wanted``'s

@@ -47,7 +47,7 @@ from ..errors import (
     TransientDestinationError,
 )
 from ..logs import Log
-from ..schema import DELETED_AT, SEQUENCE, TABLE_VERSION, widen
+from ..schema import DELETED_AT, SEQUENCE, TABLE_VERSION
 from ..spool.layout import SpoolLayout, SpoolLock, require_spool
 from ..spool.manifest import ActivateVersion, Manifest, Segment, read_manifest, utc_now_iso
 from .destination import (
@@ -202,6 +202,19 @@ class LoadEngine:
                 "every other stream was loaded",
             )
         return report
+
+    def rehearse(self) -> LoadReport:
+        """What ``run`` does, minus the run file and the lock: for ``plan``, whose destination
+        only records statements, so that the spool is left exactly as it was."""
+        self.manifest = read_manifest(self.layout)
+        self.report = LoadReport(run_id=new_run_id(), spool=str(self.layout.root), destination=self.dest.label,
+                                 mode="plan", started_at=utc_now_iso())
+        self._previous = None
+        try:
+            self._with_retries(self._load_all)
+        finally:
+            self.dest.close()
+        return self.report
 
     def _with_retries(self, fn: Callable[[], T]) -> T:
         while True:
@@ -502,6 +515,7 @@ class LoadEngine:
             meta=MetaColumns(actual(SEQUENCE), actual(DELETED_AT), actual(TABLE_VERSION)),
             steps=tuple(steps),
             ledger=tuple(ledger),
+            stream_columns=tuple(dict.fromkeys(actual(s) for s in binding.columns)),
         )
 
     def _reconcile(self, binding: StreamBinding, segments: list[VerifiedSegment]) -> dict[str, ColumnInfo] | None:
@@ -517,11 +531,8 @@ class LoadEngine:
                 name = binding.column(col.name)
                 k = self.rules.key(name)
                 prev = wanted.get(k)
-                if prev is None:
-                    wanted[k] = ColumnSpec(name, col.type, col.max_length)
-                else:
-                    lengths = [n for n in (prev.max_length, col.max_length) if n]
-                    wanted[k] = ColumnSpec(name, widen(prev.type, col.type), max(lengths) if lengths else None)
+                spec = ColumnSpec(name, col.type, col.max_length)
+                wanted[k] = spec if prev is None else self.dest.combine_columns(prev, spec)
         if not segments:
             if existing is None:
                 return None  # ACTIVATE_VERSION before any data: nothing to clear

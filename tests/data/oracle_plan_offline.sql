@@ -1,9 +1,15 @@
 -- spool-target plan for spool <spool>
 -- destination: oracle://(offline); schema: (the connecting user)
--- server: assumed Oracle Database 19c (offline): 128-byte names, MAX_STRING_SIZE=STANDARD, CLOB IS JSON for JSON, NUMBER(1) for booleans
+-- server: assumed Oracle Database 19c (offline): COMPATIBLE 19.0.0, 128-byte names, MAX_STRING_SIZE=STANDARD, AL32UTF8; JSON as CLOB IS JSON (objects and arrays only), booleans as NUMBER(1)
 -- load_method upsert, load_strategy insert: 3 transaction(s), 2 segment(s), 3 row(s) pending
 -- :1, :2 ... are bind variables; their values come from the spool's Parquet segments.
 -- Blocks ending in / ignore only the error that means a DDL step was already done.
+
+-- session set-up, at every connect: instants in UTC
+ALTER SESSION SET TIME_ZONE = 'UTC';
+
+-- numbers as text always use '.' (TO_NUMBER, TO_CHAR)
+ALTER SESSION SET NLS_NUMERIC_CHARACTERS = '.,';
 
 -- the load ledger: one row per loaded segment or ACTIVATE_VERSION, committed with its data
 BEGIN
@@ -21,11 +27,12 @@ BEGIN
 )]';
 EXCEPTION
   WHEN OTHERS THEN
-    IF SQLCODE != -955 THEN RAISE; END IF;  -- ORA-00955: already done
+    IF SQLCODE = -955 THEN NULL;  -- ORA-00955: already done
+    ELSE RAISE; END IF;
 END;
 /
 
--- table PUBLIC_ORDERS: create it
+-- table PUBLIC_ORDERS: create it, keyed on ID
 BEGIN
   EXECUTE IMMEDIATE q'[CREATE TABLE "PUBLIC_ORDERS" (
   "ID" NUMBER(38) NOT NULL,
@@ -46,7 +53,8 @@ BEGIN
 )]';
 EXCEPTION
   WHEN OTHERS THEN
-    IF SQLCODE != -955 THEN RAISE; END IF;  -- ORA-00955: already done
+    IF SQLCODE = -955 THEN NULL;  -- ORA-00955: already done
+    ELSE RAISE; END IF;
 END;
 /
 
@@ -56,7 +64,8 @@ BEGIN
   EXECUTE IMMEDIATE q'[DROP TABLE "SPOOL_STAGE_<spool>_<item>" PURGE]';
 EXCEPTION
   WHEN OTHERS THEN
-    IF SQLCODE != -942 THEN RAISE; END IF;  -- ORA-00942: already done
+    IF SQLCODE = -942 THEN NULL;  -- ORA-00942: already done
+    ELSE RAISE; END IF;
 END;
 /
 
@@ -80,12 +89,13 @@ BEGIN
 )]';
 EXCEPTION
   WHEN OTHERS THEN
-    IF SQLCODE != -955 THEN RAISE; END IF;  -- ORA-00955: already done
+    IF SQLCODE = -955 THEN NULL;  -- ORA-00955: already done
+    ELSE RAISE; END IF;
 END;
 /
 
 INSERT INTO "SPOOL_STAGE_<spool>_<item>" ("ID", "DATE_", "SIZE_", "NOTE", "PAID", "CUSTOMER_LIFETIME_VALUE_INCLUDING_ALL_REFUNDS_AND_CHARGEBACKS_OVER_THE_LAST_TWELVE_MONTHS_IN_EURO_CENTS_ROUNDED_TO_WHOLE_NUMBERS", "CAFE", "SDC_EXTRACTED_AT", "SDC_RECEIVED_AT", "SDC_SEQUENCE", "SDC_TABLE_VERSION", "SDC_DELETED_AT", "ITEMS", "SDC_EXTRA") VALUES (:1, :2, :3, :4, :5, :6, :7, :8, :9, :10, :11, :12, :13, :14);
--- executemany: 2 row(s) of streams/public-orders-20799131/000000002-<file>.parquet
+-- executemany: 2 row(s) of streams/public-orders-20799131/000000002-<file>.parquet; binds :1 DB_TYPE_NUMBER, :2 DB_TYPE_DATE, :3 DB_TYPE_NUMBER, :4 DB_TYPE_VARCHAR, :5 DB_TYPE_NUMBER, :6 DB_TYPE_NUMBER, :7 DB_TYPE_VARCHAR, :8 DB_TYPE_TIMESTAMP, :9 DB_TYPE_TIMESTAMP, :10 DB_TYPE_NUMBER, :11 DB_TYPE_NUMBER, :12 DB_TYPE_TIMESTAMP, :13 DB_TYPE_LONG, :14 DB_TYPE_LONG
 
 -- the staged rows are ready; the unit's transaction starts now
 COMMIT;
@@ -128,7 +138,8 @@ BEGIN
   EXECUTE IMMEDIATE q'[DROP TABLE "SPOOL_STAGE_<spool>_<item>" PURGE]';
 EXCEPTION
   WHEN OTHERS THEN
-    IF SQLCODE != -942 THEN RAISE; END IF;  -- ORA-00942: already done
+    IF SQLCODE = -942 THEN NULL;  -- ORA-00942: already done
+    ELSE RAISE; END IF;
 END;
 /
 
@@ -138,7 +149,8 @@ BEGIN
   EXECUTE IMMEDIATE q'[ALTER TABLE "PUBLIC_ORDERS" ADD ("SPOOL_W_F900986B" TIMESTAMP(6) WITH TIME ZONE)]';
 EXCEPTION
   WHEN OTHERS THEN
-    IF SQLCODE != -1430 THEN RAISE; END IF;  -- ORA-01430: already done
+    IF SQLCODE = -1430 THEN NULL;  -- ORA-01430: already done
+    ELSE RAISE; END IF;
 END;
 /
 
@@ -152,7 +164,10 @@ BEGIN
   EXECUTE IMMEDIATE q'[ALTER TABLE "PUBLIC_ORDERS" DROP COLUMN "DATE_"]';
 EXCEPTION
   WHEN OTHERS THEN
-    IF SQLCODE != -904 THEN RAISE; END IF;  -- ORA-00904: already done
+    IF SQLCODE = -904 THEN NULL;  -- ORA-00904: already done
+    ELSIF SQLCODE = -39726 THEN  -- ORA-39726: a compressed table allows no DROP COLUMN: set it unused
+      EXECUTE IMMEDIATE q'[ALTER TABLE "PUBLIC_ORDERS" SET UNUSED ("DATE_")]';
+    ELSE RAISE; END IF;
 END;
 /
 
@@ -168,7 +183,8 @@ BEGIN
   EXECUTE IMMEDIATE q'[ALTER TABLE "PUBLIC_ORDERS" ADD ("SPOOL_W_7A552636" CLOB)]';
 EXCEPTION
   WHEN OTHERS THEN
-    IF SQLCODE != -1430 THEN RAISE; END IF;  -- ORA-01430: already done
+    IF SQLCODE = -1430 THEN NULL;  -- ORA-01430: already done
+    ELSE RAISE; END IF;
 END;
 /
 
@@ -182,7 +198,10 @@ BEGIN
   EXECUTE IMMEDIATE q'[ALTER TABLE "PUBLIC_ORDERS" DROP COLUMN "NOTE"]';
 EXCEPTION
   WHEN OTHERS THEN
-    IF SQLCODE != -904 THEN RAISE; END IF;  -- ORA-00904: already done
+    IF SQLCODE = -904 THEN NULL;  -- ORA-00904: already done
+    ELSIF SQLCODE = -39726 THEN  -- ORA-39726: a compressed table allows no DROP COLUMN: set it unused
+      EXECUTE IMMEDIATE q'[ALTER TABLE "PUBLIC_ORDERS" SET UNUSED ("NOTE")]';
+    ELSE RAISE; END IF;
 END;
 /
 
@@ -194,7 +213,8 @@ BEGIN
   EXECUTE IMMEDIATE q'[ALTER TABLE "PUBLIC_ORDERS" ADD ("LEVEL_" VARCHAR2(4000 CHAR))]';
 EXCEPTION
   WHEN OTHERS THEN
-    IF SQLCODE != -1430 THEN RAISE; END IF;  -- ORA-01430: already done
+    IF SQLCODE = -1430 THEN NULL;  -- ORA-01430: already done
+    ELSE RAISE; END IF;
 END;
 /
 
@@ -204,7 +224,8 @@ BEGIN
   EXECUTE IMMEDIATE q'[DROP TABLE "SPOOL_STAGE_<spool>_<item>" PURGE]';
 EXCEPTION
   WHEN OTHERS THEN
-    IF SQLCODE != -942 THEN RAISE; END IF;  -- ORA-00942: already done
+    IF SQLCODE = -942 THEN NULL;  -- ORA-00942: already done
+    ELSE RAISE; END IF;
 END;
 /
 
@@ -227,12 +248,13 @@ BEGIN
 )]';
 EXCEPTION
   WHEN OTHERS THEN
-    IF SQLCODE != -955 THEN RAISE; END IF;  -- ORA-00955: already done
+    IF SQLCODE = -955 THEN NULL;  -- ORA-00955: already done
+    ELSE RAISE; END IF;
 END;
 /
 
-INSERT INTO "SPOOL_STAGE_<spool>_<item>" ("ID", "DATE_", "SIZE_", "PAID", "LEVEL_", "SDC_EXTRACTED_AT", "SDC_RECEIVED_AT", "SDC_SEQUENCE", "SDC_TABLE_VERSION", "SDC_DELETED_AT", "NOTE", "ITEMS", "SDC_EXTRA") VALUES (:1, :2, :3, :4, :5, :6, :7, :8, :9, :10, :11, :12, :13);
--- executemany: 1 row(s) of streams/public-orders-20799131/000000005-<file>.parquet
+INSERT INTO "SPOOL_STAGE_<spool>_<item>" ("ID", "DATE_", "SIZE_", "PAID", "LEVEL_", "SDC_EXTRACTED_AT", "SDC_RECEIVED_AT", "SDC_SEQUENCE", "SDC_TABLE_VERSION", "SDC_DELETED_AT", "NOTE", "ITEMS", "SDC_EXTRA") VALUES (:1, :2, TO_NUMBER(:3), :4, :5, :6, :7, :8, :9, :10, :11, :12, :13);
+-- executemany: 1 row(s) of streams/public-orders-20799131/000000005-<file>.parquet; binds :1 DB_TYPE_NUMBER, :2 DB_TYPE_TIMESTAMP, :3 DB_TYPE_VARCHAR, :4 DB_TYPE_NUMBER, :5 DB_TYPE_VARCHAR, :6 DB_TYPE_TIMESTAMP, :7 DB_TYPE_TIMESTAMP, :8 DB_TYPE_NUMBER, :9 DB_TYPE_NUMBER, :10 DB_TYPE_TIMESTAMP, :11 DB_TYPE_LONG, :12 DB_TYPE_LONG, :13 DB_TYPE_LONG
 
 -- the staged rows are ready; the unit's transaction starts now
 COMMIT;
@@ -276,13 +298,15 @@ BEGIN
   EXECUTE IMMEDIATE q'[DROP TABLE "SPOOL_STAGE_<spool>_<item>" PURGE]';
 EXCEPTION
   WHEN OTHERS THEN
-    IF SQLCODE != -942 THEN RAISE; END IF;  -- ORA-00942: already done
+    IF SQLCODE = -942 THEN NULL;  -- ORA-00942: already done
+    ELSE RAISE; END IF;
 END;
 /
 
 -- stream 'public-orders' -> table PUBLIC_ORDERS: one transaction (append-only, 1 ACTIVATE_VERSION)
-UPDATE "PUBLIC_ORDERS" SET "SDC_DELETED_AT" = FROM_TZ(:1, 'UTC') WHERE "SDC_DELETED_AT" IS NULL AND ("SDC_TABLE_VERSION" IS NULL OR "SDC_TABLE_VERSION" < :2);
+UPDATE "PUBLIC_ORDERS" SET "SDC_DELETED_AT" = FROM_TZ(CAST(:1 AS TIMESTAMP(6)), 'UTC') WHERE "SDC_DELETED_AT" IS NULL AND ("SDC_TABLE_VERSION" IS NULL OR "SDC_TABLE_VERSION" < :2);
 -- binds: :1 = the time of the ACTIVATE_VERSION (UTC), :2 = its version
+-- setinputsizes: :1 DB_TYPE_TIMESTAMP
 
 INSERT INTO "SPOOL_LEDGER" ("SPOOL_ID", "ITEM", "KIND", "STREAM", "TABLE_NAME", "ROW_COUNT", "SHA256", "RUN_ID") VALUES (:1, :2, :3, :4, :5, :6, :7, :8);
 -- executemany, 1 row(s) of binds:

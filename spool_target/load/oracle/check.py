@@ -108,7 +108,9 @@ def _inspect(dest: OracleDestination, config: Config) -> CheckReport:
     report.add("server", f.banner or f"Oracle Database {f.version_text}")
     report.add("version", f.version_text)
     report.add("driver", "python-oracledb thick mode" if dest.settings.thick_mode else "python-oracledb thin mode")
-    report.add("JSON columns", "JSON" if f.json_type else "CLOB CHECK (... IS JSON)")
+    report.add("COMPATIBLE", f.compatible or "unknown")
+    report.add("JSON columns", "JSON" if f.json_type else "CLOB CHECK (... IS JSON)"
+               + ("" if f.json_type or f.json_scalars else "; a column given JSON scalars becomes plain CLOB"))
     report.add("boolean columns", "BOOLEAN" if f.boolean_type else "NUMBER(1) CHECK (... IN (0, 1))")
     limit_ok = f.max_identifier_length >= dest.rules.max_bytes
     report.add(
@@ -118,16 +120,16 @@ def _inspect(dest: OracleDestination, config: Config) -> CheckReport:
     report.add("MAX_STRING_SIZE", f"{f.max_string_size} (VARCHAR2 up to {f.max_string_bytes} bytes, then CLOB)")
     if f.charset:
         report.add("database character set", f.charset)
-    user = dest._query("SELECT USER FROM DUAL")[0][0]
+    user = dest.db.query("SELECT USER FROM DUAL")[0][0]
     schema = dest.schema or user
     report.add("user", user)
     own = schema == user
     if not own:
-        exists = dest._query("SELECT COUNT(*) FROM ALL_USERS WHERE USERNAME = :1", [schema])[0][0]
+        exists = dest.db.query("SELECT COUNT(*) FROM ALL_USERS WHERE USERNAME = :1", [schema])[0][0]
         report.add("target schema", schema, bool(exists), None if exists else f"user {schema} does not exist (target_schema)")
     else:
         report.add("target schema", f"{schema} (the user's own)")
-    privs = {r[0] for r in dest._query("SELECT PRIVILEGE FROM SESSION_PRIVS")}
+    privs = {r[0] for r in dest.db.query("SELECT PRIVILEGE FROM SESSION_PRIVS")}
     for priv in OWN_SCHEMA_PRIVS if own else OTHER_SCHEMA_PRIVS:
         report.add(f"privilege {priv}", "granted" if priv in privs else "not granted", priv in privs,
                    None if priv in privs else f"GRANT {priv} TO {user}")
@@ -142,11 +144,11 @@ def _inspect(dest: OracleDestination, config: Config) -> CheckReport:
 
 
 def _quota(dest: OracleDestination, report: CheckReport, user: str, privs: set[str]) -> None:
-    tablespace = dest._query("SELECT DEFAULT_TABLESPACE FROM USER_USERS")[0][0]
+    tablespace = dest.db.query("SELECT DEFAULT_TABLESPACE FROM USER_USERS")[0][0]
     if "UNLIMITED TABLESPACE" in privs:
         report.add("tablespace quota", f"{tablespace}: unlimited (UNLIMITED TABLESPACE)", True)
         return
-    rows = dest._query("SELECT MAX_BYTES, BYTES FROM USER_TS_QUOTAS WHERE TABLESPACE_NAME = :1", [tablespace])
+    rows = dest.db.query("SELECT MAX_BYTES, BYTES FROM USER_TS_QUOTAS WHERE TABLESPACE_NAME = :1", [tablespace])
     if not rows or rows[0][0] == 0:
         report.add("tablespace quota", f"{tablespace}: none", False, f"ALTER USER {user} QUOTA UNLIMITED ON {tablespace}")
         return

@@ -24,7 +24,8 @@ a SIGALRM in the main thread (the driver's socket read is interrupted and
 closed), or a worker thread elsewhere.
 
 ``oracledb`` is imported inside functions only, so nothing outside ``load``,
-``check`` and ``plan`` (online) ever loads it (I3).
+``check`` and ``plan`` (online) ever loads it (I3). The queries run through a
+``session.DriverSession``, which also runs the session set-up at every connect.
 """
 
 from __future__ import annotations
@@ -250,50 +251,51 @@ def open_connection(settings: ConnectSettings) -> Any:
 
 
 # ---- what the server can do ---------------------------------------------------------
-def _scalar(conn: Any, sql: str) -> Any:
-    with conn.cursor() as cur:
-        cur.execute(sql)
-        row = cur.fetchone()
-        return row[0] if row else None
+NOT_VISIBLE = ("ORA-00942", "ORA-01031", "ORA-00904", "ORA-06550")  # no such view, not granted, no such column/package
 
 
-NOT_VISIBLE = ("ORA-00942", "ORA-01031", "ORA-00904")  # no such view, not granted, no such column
+def _scalar(session: Any, sql: str) -> Any:
+    rows = session.query(sql)
+    return rows[0][0] if rows else None
 
 
-def _try_scalar(conn: Any, sql: str) -> Any:
+def _try(session: Any, fn: Callable[[], T]) -> T | None:
     import oracledb
 
     try:
-        return _scalar(conn, sql)
+        return fn()
     except oracledb.DatabaseError as err:
         if error_code(err) in NOT_VISIBLE:
-            return None  # a v$ view this user may not read: the caller falls back
+            return None  # something this user may not read: the caller falls back
         raise  # anything else (a lost connection...) is the caller's to classify
 
 
-def detect_features(conn: Any) -> ServerFeatures:
-    """Ask the server once per connection; every probe works without special privileges."""
+def detect_features(session: Any) -> ServerFeatures:
+    """Ask the server once per connection; every probe works without special privileges.
+
+    COMPATIBLE comes from ``DBMS_UTILITY.DB_VERSION`` (executable by every user), not
+    from V$PARAMETER, which most users cannot read: guessing it from the version would
+    create JSON columns on a 21c server still at COMPATIBLE 19.
+    """
     import oracledb
 
     try:
-        _scalar(conn, "SELECT CAST(NULL AS VARCHAR2(32767)) FROM DUAL")
+        _scalar(session, "SELECT CAST(NULL AS VARCHAR2(32767)) FROM DUAL")
         extended = True
     except oracledb.DatabaseError as err:
         if error_code(err) != "ORA-00910":  # specified length too long: MAX_STRING_SIZE = STANDARD
             raise
         extended = False
-    try:
-        max_ident = int(conn.max_identifier_length or 0)
-    except Exception:
-        max_ident = 0
+    db_version = _try(session, session.db_version) or (None, None)
     return features_from_probes(
-        str(conn.version),
+        session.server_version,
         extended_strings=extended,
-        compatible=_try_scalar(conn, "SELECT VALUE FROM V$PARAMETER WHERE NAME = 'compatible'"),
-        max_identifier_length=max_ident,
-        banner=_try_scalar(conn, "SELECT BANNER FROM V$VERSION WHERE ROWNUM = 1"),
-        charset=_try_scalar(conn, "SELECT VALUE FROM NLS_DATABASE_PARAMETERS WHERE PARAMETER = 'NLS_CHARACTERSET'"),
-        current_schema=_scalar(conn, "SELECT SYS_CONTEXT('USERENV', 'CURRENT_SCHEMA') FROM DUAL"),
+        compatible=db_version[1],
+        max_identifier_length=session.max_identifier_length,
+        banner=_try(session, lambda: _scalar(session, "SELECT BANNER FROM V$VERSION WHERE ROWNUM = 1")),
+        charset=_try(session, lambda: _scalar(
+            session, "SELECT VALUE FROM NLS_DATABASE_PARAMETERS WHERE PARAMETER = 'NLS_CHARACTERSET'")),
+        current_schema=_scalar(session, "SELECT SYS_CONTEXT('USERENV', 'CURRENT_SCHEMA') FROM DUAL"),
     )
 
 
@@ -309,18 +311,20 @@ def features_from_probes(
 ) -> ServerFeatures:
     """What the server can do, from its version string and the probes' answers (None: not visible).
 
-    JSON columns need 21c at COMPATIBLE 20+, BOOLEAN 23ai at COMPATIBLE 23+; an
-    unreadable ``compatible`` parameter means the version decides. A driver
-    that does not report ``max_identifier_length`` (0) gets 128 from 12.2 on, else 30.
+    JSON columns need 21c at COMPATIBLE 20+, BOOLEAN 23ai at COMPATIBLE 23+, scalars in
+    IS JSON COMPATIBLE 20+. A COMPATIBLE nobody could read counts as the lowest the
+    server allows (19 from 21c on, else the version's own), so no column type is created
+    that the server might refuse. A driver that does not report ``max_identifier_length``
+    (0) gets 128 from 12.2 on, else 30.
     """
     version = tuple(int(p) for p in str(version_text).split(".") if p.isdigit())
-    compat_major = int(str(compatible).split(".")[0]) if compatible else version[0]
+    if not compatible:
+        compatible = "19.0.0" if version[0] >= 21 else f"{version[0]}.0.0"
     return ServerFeatures.from_version(
         version,
+        compatible=str(compatible),
         max_identifier_length=max_identifier_length or (128 if version[:2] >= (12, 2) else 30),
         max_string_bytes=EXTENDED_STRING_BYTES if extended_strings else STANDARD_STRING_BYTES,
-        json_type=version[0] >= 21 and compat_major >= 20,
-        boolean_type=version[0] >= 23 and compat_major >= 23,
         banner=banner,
         charset=charset,
         current_schema=current_schema,

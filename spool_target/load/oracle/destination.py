@@ -3,9 +3,11 @@
 It keeps the engine's contract (``load/destination.py``): one transaction
 per unit holding the rows and their ledger rows; idempotent DDL before it;
 native errors classified in ``errors.py``. The SQL is in ``sql.py``, the
-type decisions in ``types.py``, the unit's program in ``unit.py``.
+type decisions in ``types.py``, the unit's program in ``unit.py``. Every
+round trip goes through a ``session.Session``: the driver for ``load`` and
+``check``, a recording for ``plan`` -- the same code decides what to run.
 
-Two Oracle-specific duties live here:
+Oracle-specific duties that live here:
 
 - Oracle stores '' as NULL. In upserts and hard deletes a record whose text
   key is '' cannot be keyed, so it is rejected -- written to
@@ -16,6 +18,12 @@ Two Oracle-specific duties live here:
   columns is measured (whole-column Arrow kernels); a column too short is
   widened first (longer VARCHAR2, or CLOB), so a long value never fails the
   load with ORA-12899.
+- JSON that a column cannot take: a scalar (``"abc"``, ``5``) for a ``CLOB IS
+  JSON`` column on a server whose IS JSON means objects and arrays only
+  (COMPATIBLE below 20) turns the column into plain CLOB first; JSON longer
+  than a VARCHAR bind for a native JSON column is staged as CLOB.
+- Keys: typed so that they can be a primary key (``types.key_types``), never
+  a LOB, and within the index entry limit, also when a key column widens.
 """
 
 from __future__ import annotations
@@ -24,9 +32,10 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import timezone
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import orjson
+import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
@@ -50,14 +59,31 @@ from ..destination import (
     LoadUnit,
     SegmentStep,
 )
-from .binds import empty_key_mask, prepare, text_extent
-from .connect import ConnectSettings, detect_features, open_connection
+from .binds import empty_key_mask, has_json_scalar, prepare, text_extent
+from .connect import ConnectSettings
 from .errors import classify, error_code
-from .sql import OracleSQL, Statement, can_modify_in_place
-from .types import OFFLINE_FEATURES, UNBOUNDED, OracleTypes, ServerFeatures, TypeSettings, check_override, logical_of, parse_type
+from .session import DriverSession, Session, column_type_text
+from .sql import ColumnDDL, OracleSQL, Statement, can_modify_in_place
+from .types import (
+    INDEX_ENTRY_OVERHEAD,
+    INDEX_KEY_BYTES,
+    MAX_COLUMNS,
+    OFFLINE_FEATURES,
+    UNBOUNDED,
+    KeyTooLong,
+    OracleTypes,
+    ServerFeatures,
+    TypeSettings,
+    check_override,
+    combine,
+    logical_of,
+    parse_type,
+)
 from .unit import Action, Exec, Feed, Ledger, UnitBuilder, UnitProgram
 
 LEDGER_CHUNK = 500  # items per ledger lookup (an IN list)
+
+__all__ = ["OracleDestination", "column_type_text", "open_destination"]
 
 
 @dataclass
@@ -65,29 +91,26 @@ class _UnitState:
     read: dict[int, int] = field(default_factory=lambda: defaultdict(int))
     rejected: dict[int, int] = field(default_factory=lambda: defaultdict(int))
     inserted: dict[int, int] = field(default_factory=lambda: defaultdict(int))
+    unknown: set[int] = field(default_factory=set)  # runs whose counts a recording cannot know
     rejects: list[tuple[SegmentStep, Any, tuple[str, ...]]] = field(default_factory=list)
 
 
-def column_type_text(data_type: str, precision: Any, scale: Any, char_length: Any, char_used: Any) -> str:
-    """A data dictionary row's type in the same spelling the loader generates."""
-    dt = str(data_type)
-    if dt == "NUMBER":
-        if precision is None:
-            return "NUMBER" if scale is None else f"NUMBER(*,{int(scale)})"
-        return f"NUMBER({int(precision)})" if not scale else f"NUMBER({int(precision)},{int(scale)})"
-    if dt in ("VARCHAR2", "NVARCHAR2", "CHAR", "NCHAR"):
-        return f"{dt}({int(char_length or 0)} {'CHAR' if char_used == 'C' else 'BYTE'})"
-    if dt == "FLOAT" and precision is not None:
-        return f"FLOAT({int(precision)})"
-    return dt
+@dataclass
+class _Measure:
+    """What a unit's segments hold, per table column, before anything is bound."""
+
+    extent: dict[str, tuple[int, int]] = field(default_factory=dict)  # (characters, bytes) of the longest text
+    scalars: set[str] = field(default_factory=set)  # JSON columns with a scalar value
 
 
 class OracleDestination(Destination):
-    def __init__(self, settings: ConnectSettings, config: Any, log: Log | None = None):
+    def __init__(self, settings: ConnectSettings, config: Any, log: Log | None = None,
+                 *, session: Callable[[ConnectSettings], Session] = DriverSession):
         self.settings = settings
         self.config = config
         self.log = log or NULL_LOG
         self.label = settings.label
+        self.new_session = session
         pinned = getattr(config, "max_identifier_length", None)
         if pinned is not None and not 30 <= int(pinned) <= 128:
             raise ConfigError(f"max_identifier_length must be between 30 and 128, got {pinned}")
@@ -103,7 +126,8 @@ class OracleDestination(Destination):
             )
         self.batch_rows = int(getattr(config, "batch_rows", 100_000))
         self.upsert_keys = getattr(config, "load_method", "append-only") == "upsert"
-        self.conn: Any = None
+        self.keys_compared = self.upsert_keys or bool(getattr(config, "hard_delete", False))
+        self.session: Session | None = None
         self.access = Access.READ_WRITE
         self.set_features(OFFLINE_FEATURES, self.default_schema)
         self._overrides: dict[tuple[str, str], str] | None = None
@@ -120,8 +144,8 @@ class OracleDestination(Destination):
     def connect(self, access: Access = Access.READ_WRITE) -> None:
         self.close()
         self.access = access
-        self.conn = open_connection(self.settings)
-        features = detect_features(self.conn)
+        self.session = self.new_session(self.settings)
+        features = self.session.connect()
         if self.pinned_limit is not None and features.max_identifier_length < self.pinned_limit:
             self.close()
             raise DestinationError(
@@ -137,81 +161,38 @@ class OracleDestination(Destination):
         self.set_features(features, self.default_schema or features.current_schema)
 
     def close(self) -> None:
-        conn, self.conn = self.conn, None
-        if conn is not None:
-            try:
-                conn.close()
-            except Exception:  # a dead connection may refuse even to close
-                pass
+        session, self.session = self.session, None
+        if session is not None:
+            session.close()
 
     @property
-    def _conn(self) -> Any:
-        if self.conn is None:
+    def db(self) -> Session:
+        if self.session is None:
             import oracledb
 
             raise oracledb.InterfaceError("DPY-1001: not connected to database")
-        return self.conn
+        return self.session
 
     def classify(self, exc: BaseException) -> Failure | None:
         return classify(exc)
 
-    # ---- the only places that talk to the server (``planning`` overrides them) -----
-    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
-        with self._conn.cursor() as cur:
-            cur.execute(sql, list(params))
-            return cur.fetchall()
-
-    def _execute(self, stmt: Statement, params: Sequence[Any] = ()) -> int | None:
-        """Run one statement; None if it failed with a code that means "already done"."""
-        if stmt.sql == "COMMIT":
-            self._conn.commit()
-            return None
-        import oracledb
-
-        with self._conn.cursor() as cur:
-            try:
-                cur.execute(stmt.sql, list(params))
-            except oracledb.DatabaseError as err:
-                if error_code(err) in stmt.done:
-                    return None
-                raise
-            return cur.rowcount
-
-    def _executemany(self, stmt: Statement, rows: list[tuple]) -> None:
-        with self._conn.cursor() as cur:
-            cur.executemany(stmt.sql, rows)
-
-    def _feed_batch(self, feed: Feed, data: Any) -> int:
-        if feed.direct is not None:
-            schema, table = feed.direct
-            self._conn.direct_path_load(schema, table, [b.name for b in feed.binds], data, batch_size=self.batch_rows)
-            return data.num_rows
-        assert feed.stmt is not None
-        with self._conn.cursor() as cur:
-            cur.executemany(feed.stmt.sql, data)
-            return cur.rowcount
-
-    def _commit(self) -> None:
-        self._conn.commit()
-
-    def _rollback(self) -> None:
-        try:
-            if self.conn is not None:
-                self.conn.rollback()
-        except Exception:
-            pass  # the connection is gone, and with it the transaction
+    def _owner(self, table: TableRef) -> str | None:
+        return table.schema or self.schema
 
     # ---- names and types ------------------------------------------------------
     def sql_type(self, column: ColumnSpec) -> str:
         return self.types.sql_type(column.type, column.max_length)
 
-    def _column_ddl(self, table: TableRef, column: ColumnSpec) -> tuple[str, str]:
-        """(type, type plus CHECK) for a new column: an override, else the mapping."""
-        override = self.overrides().get((self.rules.key(str(table)), column.name))
+    def _override(self, table: TableRef, column: str) -> str | None:
+        return self.overrides().get((self.rules.key(str(table)), column))
+
+    def _column_ddl(self, table: TableRef, column: ColumnSpec, sql_type: str | None = None) -> ColumnDDL:
+        """A new column: an override, else ``sql_type`` or the mapping, with its CHECK."""
+        override = self._override(table, column.name)
         if override:
-            return override, override
-        sql_type = self.sql_type(column)
-        return sql_type, sql_type + self.types.check_constraint(column.type, sql_type, self.rules.quote(column.name))
+            return ColumnDDL(column.name, override)
+        sql_type = sql_type or self.sql_type(column)
+        return ColumnDDL(column.name, sql_type, self.types.check_constraint(column.type, sql_type, self.rules.quote(column.name)))
 
     def overrides(self) -> dict[tuple[str, str], str]:
         """``column_types`` by (table, column), resolved through the same naming as the engine."""
@@ -233,6 +214,14 @@ class OracleDestination(Destination):
                             self._overrides[(self.rules.key(str(binding.table)), binding.columns[prop])] = sql_type
         return self._overrides
 
+    def combine_columns(self, a: ColumnSpec, b: ColumnSpec) -> ColumnSpec:
+        """JSON with anything else is plain text, a CLOB like a JSON column widened later
+        (``types.widened_to``), so one unit or two give the same column."""
+        new = combine(a.type, b.type)
+        if new == "string" and "json" in (a.type, b.type):
+            return ColumnSpec(a.name, "string", UNBOUNDED)
+        return super().combine_columns(ColumnSpec(a.name, new, a.max_length), ColumnSpec(a.name, new, b.max_length))
+
     def widened(self, existing: ColumnInfo, wanted: ColumnSpec) -> ColumnSpec | None:
         if existing.logical is None:
             return None
@@ -242,19 +231,32 @@ class OracleDestination(Destination):
 
     # ---- the ledger ----------------------------------------------------------------
     def _table_exists(self, schema: str | None, name: str) -> bool:
-        rows = self._query(OracleSQL.TABLE_EXISTS, [schema or self.schema, name])
-        return bool(rows and rows[0][0])
+        return "TABLE" in self.db.object_types(schema or self.schema, name)
 
     def ensure_ledger(self) -> None:
         if not self._table_exists(self.schema, self.rules.ledger_table):
-            self._execute(self.sql.create_ledger())
+            self._create(self.sql.create_ledger(), self.schema, self.rules.ledger_table)
+
+    def _create(self, stmt: Statement, owner: str | None, name: str) -> bool:
+        """Run a CREATE TABLE; False if the table was there already. ORA-00955 only says the
+        name is taken -- by a table, or by a view, synonym, sequence... -- so ask the catalog."""
+        if self.db.execute(stmt).done is None:
+            return True
+        kinds = self.db.object_types(owner, name)
+        if "TABLE" not in kinds:
+            what = " and ".join(k.lower() for k in kinds) or "an object that is gone now"
+            raise DestinationError(
+                f"cannot create table {owner + '.' if owner else ''}{name}: the name is used by {what} (ORA-00955)",
+                hint="map the stream to another table with table_mappings, or have the other object renamed",
+            )
+        return False
 
     def read_ledger(self, spool_id: str) -> dict[str, LedgerEntry]:
         if not self._table_exists(self.schema, self.rules.ledger_table):
             if self.access is Access.READ_ONLY:
                 raise DestinationMissing(f"{self.label} has no {self.schema}.{self.rules.ledger_table} yet (nothing loaded)")
             return {}
-        rows = self._query(self.sql.read_ledger().sql, [spool_id])
+        rows = self.db.query(self.sql.read_ledger().sql, [spool_id], reads=(self.schema, self.rules.ledger_table))
         return {
             item: LedgerEntry(item, kind, stream, table, int(n), at.replace(tzinfo=timezone.utc) if at else None)
             for item, kind, stream, table, n, at in rows
@@ -266,20 +268,19 @@ class OracleDestination(Destination):
         found: list[str] = []
         for i in range(0, len(items), LEDGER_CHUNK):
             chunk = items[i:i + LEDGER_CHUNK]
-            found += [r[0] for r in self._query(self.sql.ledger_items_in(len(chunk)).sql, [spool_id, *chunk])]
+            found += [r[0] for r in self.db.query(self.sql.ledger_items_in(len(chunk)).sql, [spool_id, *chunk],
+                                                  reads=(self.schema, self.rules.ledger_table))]
         if found:
             raise AlreadyLoaded(found)
 
     # ---- tables -------------------------------------------------------------------
     def _raw_columns(self, table: TableRef) -> dict[str, ColumnInfo]:
-        rows = self._query(OracleSQL.TABLE_COLUMNS, [table.schema or self.schema, table.name])
         overrides = self.overrides()
         tkey = self.rules.key(str(table))
         out: dict[str, ColumnInfo] = {}
-        for name, data_type, precision, scale, char_length, char_used, is_json in rows:
-            text = column_type_text(data_type, precision, scale, char_length, char_used)
-            logical = None if (tkey, name) in overrides else logical_of(parse_type(text, is_json=bool(is_json)))
-            out[name] = ColumnInfo(name, text, logical)
+        for col in self.db.columns(self._owner(table), table.name):
+            logical = None if (tkey, col.name) in overrides else logical_of(parse_type(col.sql_type, is_json=col.is_json))
+            out[col.name] = ColumnInfo(col.name, col.sql_type, logical)
         return out
 
     def table_columns(self, table: TableRef) -> dict[str, ColumnInfo] | None:
@@ -289,16 +290,37 @@ class OracleDestination(Destination):
         # A widening in progress (see sql.retype_steps) is the destination's business.
         return {n: c for n, c in cols.items() if not n.startswith("SPOOL_W_")}
 
+    def _room_for(self, table: TableRef, have: int, more: int, why: str) -> None:
+        if have + more > MAX_COLUMNS:
+            raise DestinationError(
+                f"table {table}: {why} needs {have + more} columns, and Oracle allows {MAX_COLUMNS:,} (ORA-01792)",
+                hint="leave properties out of the tap's catalog (select fewer), or split the stream in the tap; "
+                "columns already loaded stay as they are",
+            )
+
+    def _key_types(self, table: TableRef, columns: Sequence[ColumnSpec], keys: Sequence[str]) -> dict[str, str]:
+        """Types for the key columns (see types.key_types); {} when they cannot all be keys and
+        nothing compares them (append-only without hard deletes): then they are ordinary columns."""
+        specs = {c.name: c for c in columns}
+        wanted = [(k, specs[k].type, specs[k].max_length) for k in keys if k in specs]
+        if not wanted:
+            return {}
+        overrides = {k: o for k, _, _ in wanted if (o := self._override(table, k))}
+        try:
+            return self.types.key_types(wanted, overrides)
+        except KeyTooLong as err:
+            if self.keys_compared:
+                raise DestinationError(f"table {table}: {err.message}", hint=err.hint) from None
+            self.log.warning(f"table {table}: {err.message}; it gets no primary key (append-only)")
+            return {}
+
     def create_table(self, table: TableRef, columns: Sequence[ColumnSpec], keys: Sequence[str]) -> None:
-        ddl = [(c.name, self._column_ddl(table, c)) for c in columns]
-        pk: list[str] = []
-        if self.upsert_keys and keys:
-            types = {name: parse_type(t[0]) for name, t in ddl}
-            if all(types[k].family not in ("clob", "json") for k in keys if k in types):
-                pk = list(keys)
-            else:
-                self.log.warning(f"table {table}: a key column is CLOB or JSON, so it gets no PRIMARY KEY")
-        if self._execute(self.sql.create_table(table, [(n, t[1]) for n, t in ddl], pk)) is None:
+        self._room_for(table, 0, len(columns), f"stream's {len(columns)} properties and metadata")
+        key_types = self._key_types(table, columns, keys)
+        ddl = [self._column_ddl(table, c, key_types.get(c.name)) for c in columns]
+        pk = list(keys) if (self.upsert_keys and keys and key_types) else []
+        self.db.note(f"table {table}: create it" + (f", keyed on {', '.join(pk)}" if pk else ""))
+        if not self._create(self.sql.create_table(table, ddl, pk), self._owner(table), table.name):
             # It exists already: an earlier attempt created it, or someone else did. Make
             # sure it has our columns; the engine re-reads it after this.
             have = self._raw_columns(table)
@@ -307,84 +329,113 @@ class OracleDestination(Destination):
                     self.add_column(table, col)
 
     def add_column(self, table: TableRef, column: ColumnSpec) -> None:
+        raw = self._raw_columns(table)
         tmp = OracleSQL.widen_temp_column(column.name)
-        if tmp in self._raw_columns(table):
+        if tmp in raw:
             # A widening was interrupted after the old column was dropped: finish it.
             self.widen_column(table, column)
             return
-        self._execute(self.sql.add_column(table, column.name, self._column_ddl(table, column)[1]))
+        self._room_for(table, len(raw), 1, f"adding column {column.name}")
+        self.db.note(f"table {table}: add column {column.name} ({column.type})")
+        self.db.execute(self.sql.add_column(table, self._column_ddl(table, column)))
 
     def widen_column(self, table: TableRef, column: ColumnSpec) -> None:
         raw = self._raw_columns(table)
-        sql_type, ddl = self._column_ddl(table, column)
-        new = parse_type(sql_type, is_json=column.type == "json")
+        new_ddl = self._column_ddl(table, column)
+        new = parse_type(new_ddl.sql_type, is_json=column.type == "json")
         tmp_present = OracleSQL.widen_temp_column(column.name) in raw
         cur = raw.get(column.name)
         if cur is None and not tmp_present:
-            self._execute(self.sql.add_column(table, column.name, ddl))
+            self.db.note(f"table {table}: add column {column.name} ({column.type})")
+            self.db.execute(self.sql.add_column(table, new_ddl))
             return
+        self.db.note(f"table {table}: widen column {column.name} to {new_ddl.sql_type}"
+                     + (" (plain text: no IS JSON check)" if new.family == "clob" and cur and cur.logical == "json" else ""))
         if cur is None:
-            steps = self.sql.retype_steps(table, column.name, new, column.type, ddl, new, from_step=4)
+            steps = self.sql.retype_steps(table, column.name, new, column.type, new_ddl, new, from_step=4)
         else:
             old = parse_type(cur.sql_type, is_json=cur.logical == "json")
-            if not tmp_present and cur.sql_type == new.text:
+            # Same type text is not the same column: CLOB with IS JSON becomes plain CLOB.
+            if not tmp_present and cur.sql_type == new.text and old.family == new.family:
                 return
+            keys = self.db.key_columns(self._owner(table), table.name)
+            if column.name in keys:
+                self._check_key_widening(table, column.name, cur.sql_type, new, raw, keys)
             if not tmp_present and can_modify_in_place(old, new):
-                self._execute(self.sql.modify_column(table, column.name, sql_type))
+                self.db.execute(self.sql.modify_column(table, column.name, new_ddl.sql_type))
                 return
-            if column.name in self._key_columns(table):
+            if column.name in keys:
                 raise DestinationError(
                     f"table {table}: key column {column.name} would have to change from {cur.sql_type} to "
-                    f"{sql_type}, which Oracle can only do by copying the column, and that drops its key",
+                    f"{new_ddl.sql_type}, which Oracle can only do by copying the column, and that drops its key",
                     hint="give the key a wide enough type up front with column_types, or rebuild the table",
                 )
+            if not tmp_present:
+                self._room_for(table, len(raw), 1, f"widening column {column.name} (a copy of it, for a moment)")
             steps = self.sql.retype_steps(
-                table, column.name, old, cur.logical or "string", ddl, new, from_step=2 if tmp_present else 1
+                table, column.name, old, cur.logical or "string", new_ddl, new, from_step=2 if tmp_present else 1
             )
         for step in steps:
-            self._execute(step)
+            self.db.execute(step)
             if step.sql.startswith("UPDATE "):
-                self._execute(Statement("COMMIT"))
+                self.db.commit()
 
-    def _key_columns(self, table: TableRef) -> set[str]:
-        return {r[0] for r in self._query(OracleSQL.KEY_COLUMNS, [table.schema or self.schema, table.name])}
+    def _check_key_widening(self, table: TableRef, name: str, old: str, new: Any, raw: dict[str, ColumnInfo],
+                            keys: set[str]) -> None:
+        """A longer key column must still fit one index entry (ORA-01450 at the ALTER)."""
+        widths = [self.types.index_bytes(new if k == name else parse_type(raw[k].sql_type)) for k in keys if k in raw]
+        total = sum(w if w is not None else INDEX_KEY_BYTES for w in widths) + len(widths) + INDEX_ENTRY_OVERHEAD
+        if total > INDEX_KEY_BYTES:
+            raise DestinationError(
+                f"table {table}: key column {name} would grow from {old} to {new.text}, and the key would no longer "
+                f"fit one index entry ({total:,} of {INDEX_KEY_BYTES:,} bytes, ORA-01450)",
+                hint="a key value is longer than its column: give the key property a larger maxLength from the start, "
+                "or set its type with column_types and rebuild the table",
+            )
 
     def sweep(self, spool_id: str) -> list[str]:
-        rows = self._query(OracleSQL.STAGING_TABLES, [self.schema, self.sql.stage_pattern(spool_id)])
-        for (name,) in rows:
-            self._execute(self.sql.drop_table(self.schema, name))
-        return [f"{self.schema}.{name}" for (name,) in rows]
+        names = self.db.tables_like(self.schema, self.sql.stage_pattern(spool_id))
+        for name in names:
+            self.db.execute(self.sql.drop_table(self.schema, name))
+        return [f"{self.schema}.{name}" for name in names]
 
     # ---- the unit of work ----------------------------------------------------------
-    def program(self, unit: LoadUnit, columns: dict[str, ColumnInfo] | None, *, direct: bool) -> UnitProgram:
+    def program(self, unit: LoadUnit, columns: dict[str, ColumnInfo] | None, *, direct: bool,
+                stage_all: bool = False) -> UnitProgram:
         if columns is None:
             return UnitProgram(work=[Ledger(self.sql.insert_ledger(), unit.ledger)])
-        return UnitBuilder(self.sql, self.types, unit, columns, direct=direct, schema=self.schema).build()
+        return UnitBuilder(self.sql, self.types, unit, columns, direct=direct, schema=self.schema,
+                           stage_all=stage_all).build()
 
     def load(self, unit: LoadUnit, checkpoint: Checkpoint) -> None:
         self._refuse_loaded(unit)
         columns = dict(unit.columns) if unit.columns is not None else None
-        direct = False
+        direct = stage_all = False
         if columns is not None and unit.segments:
-            columns, fits = self._fit_text(unit, columns)
+            columns, fits, stage_all = self._fit_text(unit, columns)  # DDL, if any: before the transaction
             direct = self.strategy == "direct-path" and fits
             if self.strategy == "direct-path" and not fits:
                 self._warn_once(unit.stream, f"stream {unit.stream!r}: text longer than {self.types.string_limit} bytes "
                                 "cannot go through direct path; these units are staged with executemany")
-        prog = self.program(unit, columns, direct=direct)
+        self._describe(unit)
+        prog = self.program(unit, columns, direct=direct, stage_all=stage_all)
         state = _UnitState()
         try:
             for action in prog.prepare:
                 self._do(action, state, unit)
+            if prog.staged_commit:
+                self.db.note("the staged rows are ready; the unit's transaction starts now")
+                self.db.commit()
             for action in prog.work:
                 self._do(action, state, unit)
             self._check_counts(prog, state, unit)
             if state.rejects:
                 self._write_rejects(unit, state)
             checkpoint("before-commit")
-            self._commit()
+            self.db.commit()
         except BaseException:
-            self._rollback()
+            if self.session is not None:
+                self.session.rollback()
             raise
         checkpoint("after-commit")
         for action in prog.cleanup:
@@ -393,40 +444,59 @@ class OracleDestination(Destination):
             except Exception as err:  # the data is committed; the sweep of the next run drops it
                 self.log.warning(f"could not drop a staging table: {str(err).splitlines()[0]}", stream=unit.stream)
 
+    def _describe(self, unit: LoadUnit) -> None:
+        segs = unit.segments
+        acts = len(unit.steps) - len(segs)
+        what = [f"{len(segs)} segment(s), {unit.rows} row(s)"] if segs else []
+        what += [f"{acts} ACTIVATE_VERSION"] if acts else []
+        self.db.note(
+            f"stream {unit.stream!r} -> table {unit.table}: one transaction ({unit.write.value}, {', '.join(what)})"
+            + "".join(f"\n  {s.item}" for s in segs)
+        )
+
     def _do(self, action: Action, state: _UnitState, unit: LoadUnit) -> None:
         if isinstance(action, Exec):
-            count = self._execute(action.stmt, action.params)
+            count = self.db.execute(action.stmt, action.params).rows
             if action.run is not None:
-                state.inserted[action.run] += count or 0
+                if count is None:
+                    state.unknown.add(action.run)
+                else:
+                    state.inserted[action.run] += count
         elif isinstance(action, Feed):
             self._run_feed(action, state)
         elif isinstance(action, Ledger):
             rows = [(r.spool_id, r.item, r.kind, r.stream, r.table, r.rows, r.sha256 or None, r.run_id) for r in action.rows]
             try:
-                self._executemany(action.stmt, rows)
+                self.db.executemany(action.stmt, rows)
             except Exception as err:
                 if error_code(err) == "ORA-00001":  # another loader committed an item first
                     raise AlreadyLoaded([r.item for r in action.rows]) from err
                 raise
 
     def _run_feed(self, feed: Feed, state: _UnitState) -> None:
-        for batch in feed.step.batches(self.batch_rows):
-            state.read[feed.run] += batch.num_rows
-            if feed.reject_keys:
-                mask = empty_key_mask(batch, feed.reject_keys)
-                if mask is not None:
-                    bad = batch.filter(mask)
-                    state.rejects.append((feed.step, bad, feed.reject_keys))
-                    state.rejected[feed.run] += bad.num_rows
-                    batch = batch.filter(pc.invert(mask))
-            if batch.num_rows:
-                count = self._feed_batch(feed, prepare(batch, feed.binds))
-                if feed.counted:
-                    state.inserted[feed.run] += count
+        def batches() -> Any:
+            for batch in feed.step.batches(self.batch_rows):
+                state.read[feed.run] += batch.num_rows
+                if feed.reject_keys:
+                    mask = empty_key_mask(batch, feed.reject_keys)
+                    if mask is not None:
+                        bad = batch.filter(mask)
+                        state.rejects.append((feed.step, bad, feed.reject_keys))
+                        state.rejected[feed.run] += bad.num_rows
+                        batch = batch.filter(pc.invert(mask))
+                if batch.num_rows:
+                    yield prepare(batch, feed.binds)
+
+        count = self.db.feed(feed, batches(), batch_rows=self.batch_rows)
+        if feed.counted:
+            if count is None:
+                state.unknown.add(feed.run)
+            else:
+                state.inserted[feed.run] += count
 
     def _check_counts(self, prog: UnitProgram, state: _UnitState, unit: LoadUnit) -> None:
         counted = {a.run for a in prog.work if (isinstance(a, Feed) and a.counted) or (isinstance(a, Exec) and a.run is not None)}
-        for run in counted:
+        for run in counted - state.unknown:
             expected = prog.run_rows[run] - state.rejected[run]
             if state.inserted[run] != expected:
                 raise SegmentCorrupt(
@@ -435,13 +505,13 @@ class OracleDestination(Destination):
                     hint="a segment file changed after it was verified; restore it from a backup",
                 )
 
-    def _fit_text(self, unit: LoadUnit, columns: dict[str, ColumnInfo]) -> tuple[dict[str, ColumnInfo], bool]:
-        """Widen VARCHAR2 columns the unit's text would overflow; say whether its long
-        text (CLOB / JSON columns) fits a VARCHAR2 staging column for direct path."""
-        limit = self.types.string_limit
-        types = {n: parse_type(c.sql_type, is_json=c.logical == "json") for n, c in columns.items()}
+    def _measure(self, unit: LoadUnit, types: dict[str, Any], columns: dict[str, ColumnInfo]) -> _Measure:
+        """Longest text per watched column, and JSON scalars headed for a CLOB IS JSON column
+        that refuses them; read with whole-column Arrow kernels."""
         watched = {n for n, t in types.items() if t.family in ("clob", "json") or (t.family == "varchar" and columns[n].logical)}
-        extent: dict[str, tuple[int, int]] = {}
+        no_scalars = {n for n, t in types.items()  # ours only: a DBA's IS JSON column is left as it is
+                      if t.is_json_text and columns[n].logical == "json" and not self.features.json_scalars}
+        out = _Measure()
         for step in unit.segments:
             cols = [c for c in step.columns if c.column in watched]
             if not cols:
@@ -449,12 +519,35 @@ class OracleDestination(Destination):
             with pq.ParquetFile(step.file) as pf:
                 for batch in pf.iter_batches(batch_size=self.batch_rows, columns=[c.source for c in cols]):
                     for c in cols:
-                        chars, nbytes = text_extent(batch.column(c.source), c.type)
-                        old = extent.get(c.column, (0, 0))
-                        extent[c.column] = (max(old[0], chars), max(old[1], nbytes))
-        fits = all(extent.get(n, (0, 0))[1] <= limit for n, t in types.items() if t.family in ("clob", "json"))
+                        values = batch.column(c.source)
+                        chars, nbytes = text_extent(values, c.type)
+                        old = out.extent.get(c.column, (0, 0))
+                        out.extent[c.column] = (max(old[0], chars), max(old[1], nbytes))
+                        if c.column in no_scalars and c.type == "json" and c.column not in out.scalars \
+                                and has_json_scalar(values):
+                            out.scalars.add(c.column)
+        return out
+
+    def _fit_text(self, unit: LoadUnit, columns: dict[str, ColumnInfo]) -> tuple[dict[str, ColumnInfo], bool, bool]:
+        """Widen columns the unit's values would not fit: VARCHAR2 too short, IS JSON text that
+        would refuse a scalar. Then say whether its long text (CLOB / JSON columns) fits a VARCHAR2
+        staging column for direct path, and whether JSON for a native JSON column is too long to
+        bind as VARCHAR (it is staged as CLOB then)."""
+        limit = self.types.string_limit
+        types = {n: parse_type(c.sql_type, is_json=c.logical == "json") for n, c in columns.items()}
+        seen = self._measure(unit, types, columns)
         changed = False
-        for name, (chars, nbytes) in extent.items():
+        for name in sorted(seen.scalars):
+            self.log.warning(
+                f"column {name} of table {unit.table} holds JSON scalars (such as \"abc\" or 5), which IS JSON refuses "
+                f"before COMPATIBLE 20 (this server: {self.features.compatible}); it becomes a plain CLOB",
+                stream=unit.stream,
+            )
+            self.widen_column(unit.table, ColumnSpec(name, "string", UNBOUNDED))
+            changed = True
+        fits = all(seen.extent.get(n, (0, 0))[1] <= limit for n, t in types.items() if t.family in ("clob", "json"))
+        stage_all = any(seen.extent.get(n, (0, 0))[1] > limit for n, t in types.items() if t.text == "JSON")
+        for name, (chars, nbytes) in seen.extent.items():
             t = types[name]
             if t.family != "varchar":
                 continue
@@ -473,7 +566,7 @@ class OracleDestination(Destination):
             changed = True
         if changed:
             columns = self.table_columns(unit.table) or columns
-        return columns, fits
+        return columns, fits, stage_all
 
     def _write_rejects(self, unit: LoadUnit, state: _UnitState) -> None:
         """Records that could not be keyed, durably, before the unit commits (I5)."""

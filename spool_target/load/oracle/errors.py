@@ -3,7 +3,8 @@
 One place decides, by error code (``exc.args[0].full_code``: ``ORA-00060``,
 ``DPY-4011``...), never by message text. Transient errors go to the engine's
 backoff and reconnect; permanent ones stop the load at once with advice.
-Whatever the error, the unit's transaction rolled back: nothing is half-loaded.
+Whatever the error, the loader rolls back the unit's transaction: nothing is half-loaded.
+(Oracle itself rolls back only the failed statement, e.g. for a deadlock, ORA-00060.)
 
 A connection lost around COMMIT is transient like any other lost
 connection: the engine reconnects and reads the ledger, which says whether
@@ -15,6 +16,8 @@ exception cannot be one of its errors.
 
 from __future__ import annotations
 
+import socket
+import ssl
 import sys
 
 from ..destination import Failure, FailureKind
@@ -33,17 +36,18 @@ TRANSIENT: dict[str, str] = {
     "DPY-4024": "a call exceeded call_timeout",
     "DPY-4033": "the session exceeded its idle time",
     "DPY-6000": "the listener refused the connection",
-    "DPY-6001": "the service is not registered with the listener (yet)",
+    "DPY-6001": "the listener does not know the service: the database may still be starting, or the service name "
+    "is misspelt (check service_name or the DSN; `lsnrctl services` on the server lists them)",
     "DPY-6003": "the SID is not registered with the listener (yet)",
     "DPY-6004": "the proxy failed",
-    "DPY-6005": "cannot connect (refused, unreachable, timed out or no answer)",
+    "DPY-6005": "cannot connect (refused, unreachable, timed out or no answer)",  # TLS and DNS causes: see classify
     "DPI-1080": "the connection was closed",
     "ORA-00018": "maximum number of sessions exceeded",
     "ORA-00020": "maximum number of processes exceeded",
     "ORA-00028": "the session was killed",
     "ORA-00051": "timeout waiting for a resource",
     "ORA-00054": "resource busy (a lock is held)",
-    "ORA-00060": "deadlock detected (this transaction was rolled back)",
+    "ORA-00060": "deadlock detected (Oracle rolled back the one statement; the loader rolls back the unit and retries it)",
     "ORA-00104": "deadlock on shared servers",
     "ORA-00257": "the archiver is stuck",
     "ORA-01012": "not logged on",
@@ -60,7 +64,8 @@ TRANSIENT: dict[str, str] = {
     "ORA-12170": "connect timeout",
     "ORA-12500": "the listener could not start a server process",
     "ORA-12505": "the SID is not registered with the listener (yet)",
-    "ORA-12514": "the service is not registered with the listener (yet)",
+    "ORA-12514": "the listener does not know the service: the database may still be starting, or the service name "
+    "is misspelt (check service_name or the DSN)",
     "ORA-12516": "the listener has no handler available",
     "ORA-12518": "the listener could not hand off the connection",
     "ORA-12519": "the listener has no handler available",
@@ -112,6 +117,20 @@ ADVICE: dict[str, str] = {
     "ORA-02290": "a CHECK constraint refused a value (a boolean outside 0/1, or text that is not JSON)",
     "ORA-40441": "a value in a JSON column is not valid JSON",
     "ORA-00910": "a VARCHAR2 length is above the server's limit: lower varchar_length or use CLOB",
+    "ORA-01450": "the key columns are too long for one index entry (6,398 bytes on an 8K block): give the key "
+    "properties a maxLength, or set their types with column_types (the README's Oracle section says how much fits)",
+    "ORA-02329": "a TIME ZONE column cannot be in a primary key: map the key property to TIMESTAMP(6) "
+    "with column_types (spool-target stores UTC there)",
+    "ORA-00932": "Oracle cannot compare these types (a CLOB key, or a DATE where a TIMESTAMP is needed): "
+    "give key properties a maxLength, or set their types with column_types",
+    "ORA-01792": "a table may have at most 1,000 columns: map the stream to fewer columns (column_mappings cannot merge "
+    "them), or split the stream in the tap",
+    "ORA-39726": "the table is compressed (basic compression allows no DROP COLUMN): a DBA can "
+    "ALTER TABLE ... MOVE NOCOMPRESS, or set the old column unused",
+    "DPY-3039": "python-oracledb cannot load this Arrow type into this column with direct path: "
+    "set load_strategy: insert, and please report it",
+    "DPY-4041": "a direct path message grew past 1 GiB: lower batch_rows, and please report it",
+    "DPY-8000": "a value is longer than its column: raise varchar_length, or map the property to CLOB with column_types",
     "ORA-00972": "an identifier is too long for this server: see the naming rules in the README's Oracle section",
     "DPY-3010": "python-oracledb thin mode cannot talk to this old a server: set thick_mode: true "
     "(needs Oracle Client libraries)",
@@ -128,7 +147,7 @@ ADVICE: dict[str, str] = {
     "ORA-29024": "the server's certificate could not be validated: check the wallet's trusted certificates",
 }
 
-DEFAULT_HINT = "Oracle refused the work; its transaction rolled back, so nothing was half-loaded"
+DEFAULT_HINT = "Oracle refused the work; the loader rolled its transaction back, so nothing was half-loaded"
 
 
 class OracleConnectTimeout(Exception):
@@ -167,12 +186,46 @@ def error_codes(exc: BaseException) -> list[str]:
     return codes
 
 
+def _chain(exc: BaseException) -> list[BaseException]:
+    out: list[BaseException] = []
+    cur: BaseException | None = exc
+    while cur is not None and cur not in out:
+        out.append(cur)
+        cur = cur.__cause__ or cur.__context__
+    return out
+
+
+# getaddrinfo's "try again later" (a resolver that is down) passes; the others say the name is wrong.
+_DNS_TRANSIENT = {getattr(socket, "EAI_AGAIN", -3)}
+
+
+def _connect_cause(exc: BaseException) -> Failure | None:
+    """What wraps a failed connect decides (thin mode raises DPY-6005 around the OSError:
+    ``ThinConnImpl._connect_with_address``): a certificate or a host name that does not
+    resolve will not get better by waiting."""
+    for cause in _chain(exc):
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return Failure(FailureKind.PERMANENT, "the server's TLS certificate was not accepted "
+                           f"({cause.verify_message or cause.reason}): check wallet_location (the CA that signed it) "
+                           "and the DSN's ssl_server_cert_dn")
+        if isinstance(cause, ssl.SSLError):
+            return Failure(FailureKind.PERMANENT, f"the TLS handshake failed ({cause.reason or cause}): "
+                           "check that the port speaks TCPS and wallet_location")
+        if isinstance(cause, socket.gaierror) and cause.errno not in _DNS_TRANSIENT:
+            return Failure(FailureKind.PERMANENT, f"the host name does not resolve ({cause.strerror}): "
+                           "check host or the DSN")
+    return None
+
+
 def classify(exc: BaseException) -> Failure | None:
     """Transient (retry), permanent (advice) or None: not an Oracle error at all (a bug)."""
     if isinstance(exc, OracleConnectTimeout):
         return Failure(FailureKind.TRANSIENT, "the server accepted the connection but did not answer")
     if not _is_oracledb_error(exc):
         return None
+    cause = _connect_cause(exc)
+    if cause is not None:
+        return cause
     codes = error_codes(exc)
     # A specific reason inside a generic wrapper decides: DPY-6005 around DPY-3010 is permanent.
     for code in codes:

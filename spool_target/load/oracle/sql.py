@@ -7,14 +7,26 @@ the text ``load`` executes.
 
 DDL commits implicitly in Oracle, so each DDL statement carries the error
 codes that mean "already done" (``Statement.done``): a step repeated after a
-crash or a lost answer is then a no-op instead of a failure.
+crash or a lost answer is then a no-op instead of a failure. ORA-00955 only
+says that *some* object has the name, so the destination asks the catalog
+what it is before it trusts a CREATE TABLE that failed with it. Each DDL
+statement also says what it does to the catalog (``Statement.effect``), which
+is how a recording session (``session.RecordingSession``) keeps its simulated
+catalog true without parsing SQL.
 
 Widening a column to a type Oracle cannot change in place (VARCHAR2 to CLOB,
-NUMBER to text, DATE to TIMESTAMP...) is ``retype_steps``: add a new column,
-copy every value (converted by ``text_expr`` & co.), drop the old column,
-rename the new one. Each step is idempotent and the destination re-reads the
-table before each run of them, so an interruption anywhere resumes at the
-right step. The column moves to the end of the table; values are kept.
+NUMBER to text, DATE to TIMESTAMP, JSON text to plain text...) is
+``retype_steps``: add a new column, copy every value (converted by
+``text_expr`` & co.), drop the old column (on a table with basic compression,
+where DROP COLUMN fails with ORA-39726, set it unused instead), rename the new
+one. Each step is idempotent and the destination re-reads the table before
+each run of them, so an interruption anywhere resumes at the right step. The
+column moves to the end of the table; values are kept.
+
+Time zones and numbers never depend on the client: every session starts with
+``SESSION_SETUP`` (UTC, and '.' as the decimal character), and values of a
+TIME ZONE column are compared as instants (``FROM_TZ(staged, 'UTC')``), not
+through an implicit conversion of a naive value in the session's zone.
 """
 
 from __future__ import annotations
@@ -31,8 +43,23 @@ ALREADY_EXISTS = "ORA-00955"  # name is already used by an existing object
 COLUMN_EXISTS = "ORA-01430"  # column being added already exists in table
 NO_SUCH_TABLE = "ORA-00942"
 NO_SUCH_COLUMN = "ORA-00904"
+COMPRESSED_TABLE = "ORA-39726"  # unsupported add/drop column operation on compressed tables
 
 TIMESTAMP_TEXT_SQL = "'YYYY-MM-DD\"T\"HH24:MI:SS.FF6\"Z\"'"  # == binds.TIMESTAMP_TEXT_FORMAT
+
+
+@dataclass(frozen=True)
+class Effect:
+    """What a DDL statement does to the catalog: create, add, modify, drop_column, rename, drop_table."""
+
+    kind: str
+    owner: str | None
+    table: str
+    column: str | None = None
+    to: str | None = None  # the new name (rename) or type (add, modify)
+    is_json: bool = False  # add: the column carries an IS JSON check
+    columns: tuple["ColumnDDL", ...] = ()  # create
+    keys: tuple[str, ...] = ()  # create: the primary key
 
 
 @dataclass(frozen=True)
@@ -42,6 +69,47 @@ class Statement:
     plsql: bool = False
     note: str | None = None  # a comment for plan scripts
     binds: str | None = None  # what gets bound, for plan scripts
+    input_types: tuple[str | None, ...] = ()  # setinputsizes, by position: oracledb DB type names
+    effect: Effect | None = None
+    instead: tuple[tuple[str, "Statement"], ...] = ()  # (error code, what to run when it occurs)
+
+
+@dataclass(frozen=True)
+class ColumnDDL:
+    """A column of a CREATE TABLE: its type and the CHECK that goes with it."""
+
+    name: str
+    sql_type: str
+    check: str = ""  # " CHECK (...)" or ""
+
+    @property
+    def is_json(self) -> bool:
+        return "IS JSON" in self.check
+
+
+@dataclass(frozen=True)
+class StagedColumn:
+    """A column of a staging table and of the table its values go to."""
+
+    name: str
+    target: OracleType  # the table's column
+    stage: OracleType  # the staging table's column
+
+
+# Run after every connect, before anything else. Thin mode sets the session time zone from the
+# client host (impl/thin/messages/auth.pyx, _get_alter_timezone_statement: ORA_SDTZ or the local
+# offset), and NLS_NUMERIC_CHARACTERS follows the client's or the database's territory; the loader
+# wants neither to matter: instants are compared and converted in UTC, numbers are read and written
+# with '.' (TO_NUMBER(:n), TO_CHAR(n, 'TM9')).
+SESSION_SETUP = (
+    Statement("ALTER SESSION SET TIME_ZONE = 'UTC'", note="session set-up, at every connect: instants in UTC"),
+    Statement("ALTER SESSION SET NLS_NUMERIC_CHARACTERS = '.,'", note="numbers as text always use '.' (TO_NUMBER, TO_CHAR)"),
+)
+
+# DBMS_UTILITY.DB_VERSION(version OUT, compatibility OUT) is executable by every user, unlike
+# V$PARAMETER; COMPATIBLE decides whether JSON (20) and BOOLEAN (23) columns may be created
+# (PL/SQL Packages and Types Reference, DBMS_UTILITY.DB_VERSION).
+DB_VERSION = "BEGIN DBMS_UTILITY.DB_VERSION(:1, :2); END;"
 
 
 def h8(text: str) -> str:
@@ -50,6 +118,18 @@ def h8(text: str) -> str:
 
 def stage_tag(spool_id: str) -> str:
     return h8(spool_id)
+
+
+def from_stage(alias: str, col: StagedColumn, quote) -> str:  # type: ignore[no-untyped-def]
+    """A staged value as the table column wants it."""
+    ref = f"{alias}.{quote(col.name)}"
+    if col.target.family == "tstz" and col.stage.family in ("timestamp", "date"):
+        return f"FROM_TZ({ref}, 'UTC')"
+    if col.target.family == "number" and col.stage.family == "varchar":
+        return f"TO_NUMBER({ref})"
+    if col.target.family == "float" and col.stage.family == "varchar":
+        return f"TO_BINARY_DOUBLE({ref})"
+    return ref
 
 
 @dataclass
@@ -64,6 +144,9 @@ class OracleSQL:
     # ---- names ------------------------------------------------------------
     def table(self, ref: TableRef) -> str:
         return self.rules.qualified(ref.schema or self.default_schema, ref.name)
+
+    def owner(self, ref: TableRef) -> str | None:
+        return ref.schema or self.default_schema
 
     @property
     def ledger(self) -> str:
@@ -91,6 +174,18 @@ class OracleSQL:
         return f"SPOOL_W_{h8(column)}"
 
     # ---- the ledger -----------------------------------------------------------
+    LEDGER_COLUMNS = (
+        ColumnDDL("SPOOL_ID", "VARCHAR2(64 CHAR)"),
+        ColumnDDL("ITEM", "VARCHAR2(512 CHAR)"),
+        ColumnDDL("KIND", "VARCHAR2(32 CHAR)"),
+        ColumnDDL("STREAM", "VARCHAR2(1000 CHAR)"),
+        ColumnDDL("TABLE_NAME", "VARCHAR2(300 CHAR)"),
+        ColumnDDL("ROW_COUNT", "NUMBER(19)"),
+        ColumnDDL("SHA256", "VARCHAR2(64 CHAR)"),
+        ColumnDDL("RUN_ID", "VARCHAR2(64 CHAR)"),
+        ColumnDDL("LOADED_AT", "TIMESTAMP(6) WITH TIME ZONE"),
+    )
+
     def create_ledger(self) -> Statement:
         pk = self.q(self.constraint_name(self.rules.ledger_table, "PK"))
         return Statement(
@@ -108,6 +203,7 @@ class OracleSQL:
             ")",
             done=(ALREADY_EXISTS,),
             note="the load ledger: one row per loaded segment or ACTIVATE_VERSION, committed with its data",
+            effect=Effect("create", self.default_schema, self.rules.ledger_table, columns=self.LEDGER_COLUMNS),
         )
 
     def read_ledger(self) -> Statement:
@@ -137,7 +233,13 @@ class OracleSQL:
         "WHERE c.OWNER = :1 AND c.TABLE_NAME = :2\n"
         "ORDER BY c.COLUMN_ID"
     )
-    TABLE_EXISTS = "SELECT COUNT(*) FROM ALL_TABLES WHERE OWNER = :1 AND TABLE_NAME = :2"
+    # Tables, views, synonyms, sequences and PL/SQL units share one namespace (SQL Language
+    # Reference, "Database Object Namespaces"): any of them makes CREATE TABLE fail with ORA-00955.
+    OBJECT_TYPES = (
+        "SELECT OBJECT_TYPE FROM ALL_OBJECTS WHERE OWNER = :1 AND OBJECT_NAME = :2\n"
+        "  AND OBJECT_TYPE IN ('TABLE', 'VIEW', 'SYNONYM', 'SEQUENCE', 'PROCEDURE', 'FUNCTION', 'PACKAGE',\n"
+        "                      'TYPE', 'MATERIALIZED VIEW', 'OPERATOR', 'INDEXTYPE', 'JAVA CLASS')"
+    )
     KEY_COLUMNS = (
         "SELECT cc.COLUMN_NAME FROM ALL_CONSTRAINTS c\n"
         "JOIN ALL_CONS_COLUMNS cc ON cc.OWNER = c.OWNER AND cc.CONSTRAINT_NAME = c.CONSTRAINT_NAME\n"
@@ -146,35 +248,48 @@ class OracleSQL:
     STAGING_TABLES = "SELECT TABLE_NAME FROM ALL_TABLES WHERE OWNER = :1 AND TABLE_NAME LIKE :2 ESCAPE '\\'"
 
     # ---- schema evolution -------------------------------------------------------
-    def create_table(self, ref: TableRef, columns: Sequence[tuple[str, str]], keys: Sequence[str]) -> Statement:
-        """``columns``: (name, type with its CHECK) in table order; ``keys``: the PRIMARY KEY, if any."""
-        lines = [f"  {self.q(name)} {ddl}{' NOT NULL' if name in keys else ''}" for name, ddl in columns]
+    def create_table(self, ref: TableRef, columns: Sequence[ColumnDDL], keys: Sequence[str]) -> Statement:
+        """``columns`` in table order; ``keys``: the PRIMARY KEY, if any."""
+        lines = [f"  {self.q(c.name)} {c.sql_type}{c.check}{' NOT NULL' if c.name in keys else ''}" for c in columns]
         if keys:
             pk = self.q(self.constraint_name(ref.name, "PK"))
             lines.append(f"  CONSTRAINT {pk} PRIMARY KEY ({', '.join(self.q(k) for k in keys)})")
         body = ",\n".join(lines)
-        return Statement(f"CREATE TABLE {self.table(ref)} (\n{body}\n)", done=(ALREADY_EXISTS,))
+        return Statement(f"CREATE TABLE {self.table(ref)} (\n{body}\n)", done=(ALREADY_EXISTS,),
+                         effect=Effect("create", self.owner(ref), ref.name, columns=tuple(columns), keys=tuple(keys)))
 
-    def add_column(self, ref: TableRef, name: str, ddl: str) -> Statement:
-        return Statement(f"ALTER TABLE {self.table(ref)} ADD ({self.q(name)} {ddl})", done=(COLUMN_EXISTS,))
+    def add_column(self, ref: TableRef, column: ColumnDDL) -> Statement:
+        return Statement(
+            f"ALTER TABLE {self.table(ref)} ADD ({self.q(column.name)} {column.sql_type}{column.check})", done=(COLUMN_EXISTS,),
+            effect=Effect("add", self.owner(ref), ref.name, column.name, column.sql_type, column.is_json),
+        )
 
     def modify_column(self, ref: TableRef, name: str, sql_type: str) -> Statement:
-        return Statement(f"ALTER TABLE {self.table(ref)} MODIFY ({self.q(name)} {sql_type})")
+        return Statement(f"ALTER TABLE {self.table(ref)} MODIFY ({self.q(name)} {sql_type})",
+                         effect=Effect("modify", self.owner(ref), ref.name, name, sql_type))
 
     def retype_steps(
-        self, ref: TableRef, name: str, old: OracleType, old_logical: str, new_ddl: str, new: OracleType, *, from_step: int = 1
+        self, ref: TableRef, name: str, old: OracleType, old_logical: str, new: ColumnDDL, new_type: OracleType,
+        *, from_step: int = 1,
     ) -> list[Statement]:
         """The four idempotent steps that give column ``name`` a new type, from ``from_step`` on."""
-        t, col, tmp = self.table(ref), self.q(name), self.q(self.widen_temp_column(name))
-        value = convert_expr(col, old, old_logical, new)
+        t, col, tmp_name = self.table(ref), self.q(name), self.widen_temp_column(name)
+        tmp = self.q(tmp_name)
+        owner = self.owner(ref)
+        value = convert_expr(col, old, old_logical, new_type)
+        unused = Statement(f"ALTER TABLE {t} SET UNUSED ({col})", note="a compressed table allows no DROP COLUMN: set it unused",
+                           effect=Effect("drop_column", owner, ref.name, name))
         steps = [
-            Statement(f"ALTER TABLE {t} ADD ({tmp} {new_ddl})", done=(COLUMN_EXISTS,),
-                      note=f"widen {name}: {old.text} -> {new.text} (1/4: a new column)"),
+            Statement(f"ALTER TABLE {t} ADD ({tmp} {new.sql_type}{new.check})", done=(COLUMN_EXISTS,),
+                      note=f"widen {name}: {old.text}{' IS JSON' if old.is_json_text else ''} -> {new_type.text} (1/4: a new column)",
+                      effect=Effect("add", owner, ref.name, tmp_name, new.sql_type, new.is_json)),
             Statement(f"UPDATE {t} SET {tmp} = {value} WHERE {col} IS NOT NULL AND {tmp} IS NULL",
                       note=f"widen {name} (2/4: copy every value, then COMMIT)"),
             Statement(f"ALTER TABLE {t} DROP COLUMN {col}", done=(NO_SUCH_COLUMN,),
-                      note=f"widen {name} (3/4: drop the old column)"),
-            Statement(f"ALTER TABLE {t} RENAME COLUMN {tmp} TO {col}", note=f"widen {name} (4/4: take its name)"),
+                      note=f"widen {name} (3/4: drop the old column)", effect=Effect("drop_column", owner, ref.name, name),
+                      instead=((COMPRESSED_TABLE, unused),)),
+            Statement(f"ALTER TABLE {t} RENAME COLUMN {tmp} TO {col}", note=f"widen {name} (4/4: take its name)",
+                      effect=Effect("rename", owner, ref.name, tmp_name, name)),
         ]
         return steps[from_step - 1:]
 
@@ -185,10 +300,12 @@ class OracleSQL:
             f"CREATE TABLE {self.rules.qualified(self.default_schema, name)} (\n{body}\n)",
             done=(ALREADY_EXISTS,),
             note="staging table for this unit (dropped after the commit; swept by `load --resume`)",
+            effect=Effect("create", self.default_schema, name, columns=tuple(ColumnDDL(c, t) for c, t in columns)),
         )
 
     def drop_table(self, schema: str | None, name: str) -> Statement:
-        return Statement(f"DROP TABLE {self.rules.qualified(schema, name)} PURGE", done=(NO_SUCH_TABLE,))
+        return Statement(f"DROP TABLE {self.rules.qualified(schema, name)} PURGE", done=(NO_SUCH_TABLE,),
+                         effect=Effect("drop_table", schema, name))
 
     def stage(self, name: str) -> str:
         return self.rules.qualified(self.default_schema, name)
@@ -199,53 +316,59 @@ class OracleSQL:
         values = ", ".join(b.placeholder_wrap.format(f":{i + 1}") for i, b in enumerate(binds))
         return Statement(f"INSERT INTO {target} ({cols}) VALUES ({values})")
 
-    def _from_stage(self, alias: str, name: str, target: OracleType) -> str:
-        ref = f"{alias}.{self.q(name)}"
-        return f"FROM_TZ({ref}, 'UTC')" if target.family == "tstz" else ref
+    def _from(self, alias: str, col: StagedColumn) -> str:
+        return from_stage(alias, col, self.q)
+
+    def _match(self, left: str, right: str, keys: Sequence[StagedColumn]) -> str:
+        """Key equality between a table row (``left``) and a staged one, as instants for TIME ZONE keys."""
+        return " AND ".join(f"{left}.{self.q(k.name)} = {self._from(right, k)}" for k in keys)
 
     def insert_from_stage(
-        self, ref: TableRef, stage: str, columns: Sequence[tuple[str, OracleType]], *, keys: Sequence[str] = (),
+        self, ref: TableRef, stage: str, columns: Sequence[StagedColumn], *, keys: Sequence[str] = (),
         meta_deleted: str | None = None, meta_sequence: str | None = None,
     ) -> Statement:
         """INSERT ... SELECT every staged row; with ``meta_deleted`` (hard deletes, append-only):
         only records not deleted, and not deleted by a later record of the unit."""
-        cols = ", ".join(self.q(c) for c, _ in columns)
-        exprs = ", ".join(self._from_stage("s", c, t) for c, t in columns)
+        cols = ", ".join(self.q(c.name) for c in columns)
+        exprs = ", ".join(self._from("s", c) for c in columns)
         sql = f"INSERT INTO {self.table(ref)} ({cols})\nSELECT {exprs}\nFROM {self.stage(stage)} s"
         if meta_deleted is not None:
             d, seq = self.q(meta_deleted), self.q(meta_sequence or "")
-            match = " AND ".join(f"d.{self.q(k)} = s.{self.q(k)}" for k in keys)
+            match = " AND ".join(f"d.{self.q(k)} = s.{self.q(k)}" for k in keys)  # both staged: same types
             sql += (
                 f"\nWHERE s.{d} IS NULL\n  AND NOT EXISTS (SELECT 1 FROM {self.stage(stage)} d "
                 f"WHERE d.{d} IS NOT NULL AND {match} AND d.{seq} > s.{seq})"
             )
         return Statement(sql)
 
-    def delete_deleted_keys(self, ref: TableRef, stage: str, keys: Sequence[str], meta_deleted: str) -> Statement:
+    def delete_deleted_keys(self, ref: TableRef, stage: str, keys: Sequence[StagedColumn], meta_deleted: str) -> Statement:
         """hard_delete, append-only: a deletion in the unit removes the rows of its key loaded before."""
-        tk = ", ".join(f"t.{self.q(k)}" for k in keys)
-        dk = ", ".join(f"d.{self.q(k)}" for k in keys)
+        tk = ", ".join(f"t.{self.q(k.name)}" for k in keys)
+        dk = ", ".join(self._from("d", k) for k in keys)
         return Statement(
             f"DELETE FROM {self.table(ref)} t\nWHERE ({tk}) IN "
             f"(SELECT {dk} FROM {self.stage(stage)} d WHERE d.{self.q(meta_deleted)} IS NOT NULL)"
         )
 
     def merge(
-        self, ref: TableRef, stage: str, keys: Sequence[str], staged: Sequence[tuple[str, OracleType]],
-        unstaged: Sequence[str], *, meta_sequence: str, meta_deleted: str, hard: bool,
+        self, ref: TableRef, stage: str, keys: Sequence[str], staged: Sequence[StagedColumn],
+        cleared: Sequence[str] = (), *, meta_sequence: str, meta_deleted: str, hard: bool,
     ) -> Statement:
         """One set-based MERGE: per key, the staged record with the highest sequence
-        replaces the row (columns no staged record has become NULL, as a new row would)
-        unless the row holds a later record (a replayed reject keeps its old sequence);
-        with ``hard``, a deleted latest record removes the row instead."""
+        replaces the row's values of the stream's columns, unless the row holds a later
+        record (a replayed reject keeps its old sequence): staged ones, and ``cleared``
+        (columns of the stream no staged record has) become NULL, as in a new row. Other
+        columns (added by a DBA, say) are left alone. With ``hard``, a deleted latest
+        record removes the row instead."""
         q = self.q
+        by_name = {c.name: c for c in staged}
         partition = ", ".join(f"s.{q(k)}" for k in keys)
-        names = ", ".join(q(c) for c, _ in staged)
-        on = " AND ".join(f"t.{q(k)} = s.{q(k)}" for k in keys)
-        sets = [f"t.{q(c)} = {self._from_stage('s', c, ty)}" for c, ty in staged if c not in keys]
-        sets += [f"t.{q(c)} = NULL" for c in unstaged if c not in keys]
-        ins_cols = ", ".join(q(c) for c, _ in staged)
-        ins_vals = ", ".join(self._from_stage("s", c, ty) for c, ty in staged)
+        names = ", ".join(q(c.name) for c in staged)
+        on = self._match("t", "s", [by_name[k] for k in keys])
+        sets = [f"t.{q(c.name)} = {self._from('s', c)}" for c in staged if c.name not in keys]
+        sets += [f"t.{q(c)} = NULL" for c in cleared if c not in keys and c not in by_name]
+        ins_cols = ", ".join(q(c.name) for c in staged)
+        ins_vals = ", ".join(self._from("s", c) for c in staged)
         sql = (
             f"MERGE INTO {self.table(ref)} t\n"
             f"USING (\n  SELECT {names}\n  FROM (\n"
@@ -273,10 +396,19 @@ class OracleSQL:
         t, v, d = self.table(ref), self.q(version_col), self.q(deleted_col)
         if hard:
             return Statement(f"DELETE FROM {t} WHERE {v} IS NULL OR {v} < :1", binds=":1 = the activated version")
-        at = "FROM_TZ(:1, 'UTC')" if deleted_type.family == "tstz" else ":1"
+        # A datetime without setinputsizes binds as DATE (impl/base/metadata.pyx, from_value):
+        # FROM_TZ refuses a DATE (ORA-00932) and a DATE has no microseconds. So :1 is bound as
+        # DB_TYPE_TIMESTAMP, and the CAST says so in the SQL too.
+        if deleted_type.family == "tstz":
+            at = "FROM_TZ(CAST(:1 AS TIMESTAMP(6)), 'UTC')"
+        elif deleted_type.family == "timestamp":
+            at = "CAST(:1 AS TIMESTAMP(6))"
+        else:
+            at = ":1"
         return Statement(
             f"UPDATE {t} SET {d} = {at} WHERE {d} IS NULL AND ({v} IS NULL OR {v} < :2)",
             binds=":1 = the time of the ACTIVATE_VERSION (UTC), :2 = its version",
+            input_types=("DB_TYPE_TIMESTAMP", None) if at != ":1" else (),
         )
 
 
@@ -287,7 +419,8 @@ def text_expr(col: str, old: OracleType, old_logical: str) -> str:
         return f"TO_CHAR({col})"
     if old_logical == "number":
         n = f"CAST({col} AS NUMBER)" if old.family == "float" else col
-        # TO_CHAR(0.5) is '.5'; Arrow (and JSON) write 0.5.
+        # TO_CHAR(0.5) is '.5'; Arrow (and JSON) write 0.5. 'TM9' writes the NLS decimal character,
+        # which SESSION_SETUP fixes to '.'.
         return f"CASE WHEN {n} > -1 AND {n} < 1 AND {n} <> 0 THEN REPLACE(TO_CHAR({n}, 'TM9'), '.', '0.') ELSE TO_CHAR({n}, 'TM9') END"
     if old_logical == "boolean":
         if old.family == "boolean":

@@ -1,7 +1,8 @@
 """One LoadUnit as Oracle work: a small program of statements and row feeds.
 
-The same program is executed by ``load`` and printed by ``plan``, so what a
-person reviews is what runs. It has three parts:
+The same program is executed by ``load`` and recorded by ``plan`` (through a
+``session.RecordingSession``), so what a person reviews is what runs. It has
+three parts:
 
 ``prepare``  before the transaction: staging tables (DDL commits implicitly)
              and their rows -- ``direct_path_load`` commits by itself, which
@@ -15,11 +16,18 @@ person reviews is what runs. It has three parts:
 
 When staging is used: always for upsert (one MERGE per unit, latest
 ``_sdc_sequence`` per key wins, deduplicated with ROW_NUMBER in SQL), for
-``load_strategy: direct-path``, and for append-only units with hard deletes.
-Staging columns hold bind-friendly types: TIMESTAMP(6) (naive UTC, turned
-into TIME ZONE values by ``FROM_TZ`` on the way to the table), CLOB for
-long text -- or VARCHAR2(max bytes) when direct path loads it, since direct
-path cannot bind text into a CLOB.
+``load_strategy: direct-path``, for append-only units with hard deletes, and
+for units whose JSON is too long to bind as VARCHAR into a native JSON column
+(it is staged as CLOB, bound as LONG, and the INSERT ... SELECT converts it).
+
+Staging columns hold bind-friendly types (``stage_type``): TIMESTAMP(6)
+(naive UTC, turned into TIME ZONE values by ``FROM_TZ`` on the way to the
+table), CLOB for long text. Direct path is stricter than executemany
+(python-oracledb ``check_convert_from_arrow`` and ``add_column_value``), so
+there text is staged as VARCHAR2(n BYTE) -- the driver compares each value's
+bytes with the column's size, which for a CHAR column is characters -- and
+numbers that arrive as text as VARCHAR2 too, converted by ``TO_NUMBER`` on the
+way to the table.
 """
 
 from __future__ import annotations
@@ -28,10 +36,13 @@ from dataclasses import dataclass, field
 from datetime import timezone
 from typing import Mapping, Sequence
 
+from ...errors import DestinationError
 from ..destination import ActivateStep, ColumnInfo, DeleteMode, LedgerRow, LoadUnit, SegmentStep, WriteMode
 from .binds import BindColumn, bind_order
-from .sql import OracleSQL, Statement
+from .sql import OracleSQL, StagedColumn, Statement
 from .types import OracleType, OracleTypes, parse_type
+
+NUMBER_TEXT_BYTES = 4000  # a decimal as sent, staged for direct path (TYPING_SPEC: 38 digits, any zeros)
 
 
 @dataclass(frozen=True)
@@ -62,7 +73,6 @@ class Ledger:
 
 
 Action = Exec | Feed | Ledger
-COMMIT = Statement("COMMIT", note="the staged rows are ready; the unit's transaction starts now")
 
 
 @dataclass
@@ -72,6 +82,7 @@ class UnitProgram:
     cleanup: list[Action] = field(default_factory=list)
     run_rows: dict[int, int] = field(default_factory=dict)  # rows read per run of segments
     direct: bool = False
+    staged_commit: bool = False  # prepare ends with a COMMIT: the staged rows are ready
 
 
 def _runs(steps: Sequence[SegmentStep | ActivateStep]) -> list[list[SegmentStep] | ActivateStep]:
@@ -97,10 +108,12 @@ class UnitBuilder:
         *,
         direct: bool,
         schema: str | None,
+        stage_all: bool = False,
     ):
         self.sql, self.types, self.unit = sql, types, unit
         self.columns = columns
         self.direct = direct
+        self.stage_all = stage_all  # long JSON for a native JSON column: bound as LONG into a CLOB stage
         self.schema = schema
         self.q = sql.rules.quote
         self.ttype: dict[str, OracleType] = {
@@ -114,15 +127,25 @@ class UnitBuilder:
         keyed = bool(unit.keys) and (unit.write is WriteMode.UPSERT or (hard and any(s.has_deletes for s in segments)))
         self.reject_keys = tuple(unit.keys) if keyed else ()
 
-    def stage_type(self, t: OracleType) -> str:
+    def stage_type(self, t: OracleType, logicals: set[str]) -> str:
+        """The staging column for values of ``logicals`` headed for a column of type ``t``."""
         if t.family in ("tstz", "timestamp"):
             return "TIMESTAMP(6)"
         if t.family in ("clob", "json"):
             return f"VARCHAR2({self.types.string_limit} BYTE)" if self.direct else "CLOB"
+        if not self.direct:
+            return t.text
+        if t.family == "varchar" and t.char_semantics:
+            # Direct path checks bytes against the describe size, which is in characters for a
+            # CHAR column (direct_path_load_stream.pyx, add_column_value; DPY-8000).
+            return f"VARCHAR2({min(self.types.string_limit, (t.length or 1) * self.types.features.bytes_per_char)} BYTE)"
+        if t.family == "number" and logicals & {"number", "decimal"}:
+            return f"VARCHAR2({NUMBER_TEXT_BYTES} BYTE)"  # only NUMBER takes Arrow integers, no NUMBER takes text
         return t.text
 
     def build(self) -> UnitProgram:
         u = self.unit
+        self._check_keys()
         prog = UnitProgram(direct=self.direct)
         table = self.sql.table(u.table)
         if u.write is WriteMode.REPLACE:
@@ -135,7 +158,8 @@ class UnitBuilder:
                 prog.work.append(self._activate(run))
                 continue
             prog.run_rows[index] = sum(s.rows for s in run)
-            staged = u.write is WriteMode.UPSERT or self.direct or (self.hard and any(s.has_deletes for s in run))
+            staged = (u.write is WriteMode.UPSERT or self.direct or self.stage_all
+                      or (self.hard and any(s.has_deletes for s in run)))
             if not staged:
                 for step in run:
                     binds = self._binds(step, self.ttype)
@@ -149,6 +173,22 @@ class UnitBuilder:
         return prog
 
     # ---- pieces ------------------------------------------------------------
+    def _check_keys(self) -> None:
+        """A key that is matched must be comparable: a CLOB (or JSON) key fails every MERGE
+        with ORA-00932, so refuse before anything runs."""
+        if not self.reject_keys:
+            return
+        bad = [k for k in self.unit.keys if k in self.ttype and not self.ttype[k].comparable]
+        if bad:
+            listed = ", ".join(f"{k} ({self.ttype[k].text})" for k in bad)
+            raise DestinationError(
+                f"stream {self.unit.stream!r}: table {self.unit.table} cannot be keyed on {listed}: "
+                "Oracle cannot compare LOB or JSON columns (ORA-00932)",
+                hint="give the key property a maxLength in the tap's schema (short enough for an index: the README's "
+                "Oracle section says how much fits), or set its type with column_types, e.g. "
+                '{"<stream>": {"<property>": "VARCHAR2(200 CHAR)"}}, then rebuild the table',
+            )
+
     def _binds(self, step: SegmentStep, types: Mapping[str, OracleType]) -> tuple[BindColumn, ...]:
         cols = [BindColumn(c.column, c.type, types[c.column]) for c in step.columns]
         return tuple(bind_order(cols))
@@ -156,13 +196,13 @@ class UnitBuilder:
     def _staged_run(self, prog: UnitProgram, index: int, run: list[SegmentStep]) -> None:
         u, sql = self.unit, self.sql
         stage = sql.stage_name(self.spool_id, run[0].item)
-        names: dict[str, None] = {}
+        logicals: dict[str, set[str]] = {}
         for step in run:
             for c in step.columns:
-                names.setdefault(c.column, None)
-        stage_types = {n: parse_type(self.stage_type(self.ttype[n])) for n in names}
+                logicals.setdefault(c.column, set()).add(c.type)
+        stage_types = {n: parse_type(self.stage_type(self.ttype[n], logicals[n])) for n in logicals}
         prog.prepare.append(Exec(sql.drop_table(self.schema, stage)))  # a leftover of an interrupted attempt
-        prog.prepare.append(Exec(sql.create_stage(stage, [(n, stage_types[n].text) for n in names])))
+        prog.prepare.append(Exec(sql.create_stage(stage, [(n, stage_types[n].text) for n in logicals])))
         staged_q = sql.stage(stage)
         for step in run:
             binds = self._binds(step, stage_types)
@@ -172,18 +212,19 @@ class UnitBuilder:
             else:
                 prog.prepare.append(Feed(step, binds, staged_q, index, stmt=sql.insert_values(staged_q, binds),
                                          reject_keys=self.reject_keys))
-        if not self.direct:
-            prog.prepare.append(Exec(COMMIT))
-        staged = [(n, self.ttype[n]) for n in names]
+        prog.staged_commit = not self.direct
+        staged = [StagedColumn(n, self.ttype[n], stage_types[n]) for n in logicals]
         m = u.meta
         if u.write is WriteMode.UPSERT:
-            unstaged = [n for n in self.columns if n not in names]
+            stream = set(u.stream_columns)
+            cleared = [n for n in self.columns if n in stream and n not in logicals]
             prog.work.append(Exec(sql.merge(
-                u.table, stage, u.keys, staged, unstaged,
+                u.table, stage, u.keys, staged, cleared,
                 meta_sequence=m.sequence, meta_deleted=m.deleted_at, hard=self.hard,
             )))
         elif self.hard and any(s.has_deletes for s in run):
-            prog.work.append(Exec(sql.delete_deleted_keys(u.table, stage, u.keys, m.deleted_at)))
+            by_name = {c.name: c for c in staged}
+            prog.work.append(Exec(sql.delete_deleted_keys(u.table, stage, [by_name[k] for k in u.keys], m.deleted_at)))
             prog.work.append(Exec(sql.insert_from_stage(
                 u.table, stage, staged, keys=u.keys, meta_deleted=m.deleted_at, meta_sequence=m.sequence)))
         else:
@@ -197,3 +238,6 @@ class UnitBuilder:
         stmt = self.sql.activate_version(self.unit.table, m.table_version, m.deleted_at, deleted_type, hard=hard)
         at = step.deleted_at.astimezone(timezone.utc).replace(tzinfo=None)  # naive UTC: a bound zone is lost anyway
         return Exec(stmt, (step.version,) if hard else (at, step.version))
+
+
+__all__ = ["Action", "Exec", "Feed", "Ledger", "UnitBuilder", "UnitProgram"]
