@@ -87,11 +87,11 @@ class BuiltSegment:
 
 def build_segment(schema: StreamSchema, blocks: Sequence[RowBlock], received_at: datetime) -> BuiltSegment:
     shape = RowShape(schema)
+    if not blocks:  # every record was refused while decoding
+        empty = pa.schema([f for f in schema.arrow_schema() if f.name != SEQUENCE]).empty_table()
+        return BuiltSegment(empty, schema, {})
     n_rows = sum(b.rows for b in blocks)
-    slots = [
-        pa.concat_arrays([b.arrays[i] for b in blocks]) if blocks else pa.array([], pa.null())
-        for i in range(shape.width)
-    ]
+    slots = [pa.concat_arrays([b.arrays[i] for b in blocks]) for i in range(shape.width)]
     problems: dict[int, list[str]] = {}
 
     def refuse(rows: dict[int, str], label: str) -> None:
