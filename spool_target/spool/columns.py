@@ -73,7 +73,12 @@ class RowBlock:
 def _block_array(ltype: str, values: Sequence[Any]) -> pa.Array:
     if ltype in RAW_TYPES:
         # JSON text as sent; JSON null (b"null") and absent (b"") become NULL.
-        arr = pa.array([None if v is None else bytes(v) for v in values], pa.binary())
+        # Property slots always hold text (records.NO_VALUE when absent), so
+        # map() converts in C; _sdc_extra is None unless a record had extras.
+        try:
+            arr = pa.array(list(map(bytes, values)), pa.binary())
+        except TypeError:
+            arr = pa.array([None if v is None else bytes(v) for v in values], pa.binary())
         return pc.if_else(pc.is_in(arr, _JSON_NULLS), None, arr)
     return pa.array(values, _BLOCK_TYPES[ltype])
 

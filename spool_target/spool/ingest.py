@@ -57,7 +57,7 @@ from .columns import RowBlock, build_segment
 from .layout import SpoolLayout, acquire_ingest_lock, stream_dir
 from .lines import line_chunks
 from .manifest import ManifestWriter, utc_now_iso
-from .records import RecordDecoder, Rejected, lenient_message
+from .records import FAST_PATH_MISSES, RecordDecoder, Rejected, lenient_message
 from .segment import write_segment
 
 # Rows are packed into Arrow blocks this often, so a full buffer costs
@@ -122,7 +122,7 @@ class _Buffer:
     """
 
     __slots__ = (
-        "stream", "schema", "decoder", "fast", "path", "fh", "rows", "blocks",
+        "stream", "schema", "decoder", "fast", "decode", "row", "path", "fh", "rows", "blocks",
         "pending", "lines", "bytes", "python_rejects",
     )
 
@@ -131,6 +131,8 @@ class _Buffer:
         self.schema = schema
         self.decoder = decoder
         self.fast = decoder.fast
+        self.decode = decoder.decode
+        self.row = decoder.row
         self.path = path
         try:
             self.fh: IO[bytes] = open(path, "wb", buffering=1 << 16)
@@ -643,9 +645,11 @@ class Ingester:
                 # The hot path: a record of the stream before it, decoded and
                 # typed in one C call; kept inline and free of attribute lookups.
                 if hot is not None:
-                    row = hot.fast(raw)
-                    if row is not None:
-                        hot.rows.append(row)
+                    try:
+                        hot.rows.append(hot.row(hot.decode(raw)))
+                    except FAST_PATH_MISSES:
+                        pass
+                    else:
                         hot.lines.append(line)
                         hot.pending.append(raw)
                         if len(hot.lines) >= max_rows:

@@ -31,7 +31,7 @@ import json
 import math
 import operator
 import re
-from typing import Annotated, Any, Callable
+from typing import Annotated, Any, Callable, Literal
 
 import msgspec
 import orjson
@@ -103,6 +103,11 @@ BIG_NUMBER_HINT = "[0-9][eE][+-]?[0-9]{3,}|[0-9]{300,}"
 _UNNAMEABLE = re.compile(r'["\\\x00-\x1f]')
 _raw_object = msgspec.json.Decoder(dict[str, msgspec.Raw])
 _text = msgspec.json.Decoder(str)
+FAST_PATH_MISSES = (msgspec.DecodeError, msgspec.ValidationError)
+
+
+def _refuse(line: bytes) -> Any:
+    raise msgspec.ValidationError("no fast decoder for this schema")
 
 
 class RecordDecoder:
@@ -114,12 +119,15 @@ class RecordDecoder:
         self.declared = frozenset(c.name for c in self.shape.properties) | {DELETED_AT}
         self.keys = frozenset(schema.key_properties)
         names = [f"record.p{i}" for i in range(len(self.shape.properties))]
-        self._row: Callable[[Any], tuple] = operator.attrgetter(
+        # ``row(decode(line))`` is the whole fast path: the hot loop calls the two
+        # directly. ``decode`` raises (DecodeError, ValidationError) for anything
+        # but a plain RECORD of this stream whose values fit the schema.
+        self.row: Callable[[Any], tuple] = operator.attrgetter(
             *names, "record.deleted_at", "record.extra", "time_extracted", "version"
         )
+        self.decode: Callable[[bytes], Any] = _refuse
         if any(_UNNAMEABLE.search(c.name) for c in self.shape.properties):
-            self.fast = self._none  # msgspec cannot match such a key: every record takes the exact path
-            return
+            return  # msgspec cannot match such a key: every record takes the exact path
         fields: list[tuple[str, Any, Any]] = []
         rename: dict[str, str] = {}
         for i, col in enumerate(self.shape.properties):
@@ -134,29 +142,23 @@ class RecordDecoder:
         envelope = msgspec.defstruct(
             "RecordMessage",
             [
-                ("type", str, ""),
-                ("stream", str, ""),
-                ("record", record | None, None),
+                # Literal types: another stream's record, or another message, fails in C.
+                ("type", Literal["RECORD"]),  # type: ignore[valid-type]
+                ("stream", Literal[schema.stream]),  # type: ignore[valid-type]
+                ("record", record),
                 ("time_extracted", str | None, None),
                 ("version", INT64 | None, None),
             ],
             gc=False,
         )
-        self._fast = msgspec.json.Decoder(envelope).decode
-
-    @staticmethod
-    def _none(line: bytes) -> None:
-        return None
+        self.decode = msgspec.json.Decoder(envelope).decode
 
     def fast(self, line: bytes) -> tuple | None:
         """The row of a plain RECORD line of this stream, or None (then use ``exact``)."""
         try:
-            msg = self._fast(line)
+            return self.row(self.decode(line))
         except (msgspec.DecodeError, msgspec.ValidationError):
             return None
-        if msg.record is None or msg.stream != self.schema.stream or msg.type != "RECORD":
-            return None
-        return self._row(msg)
 
     # ----- the exact path ----------------------------------------------------
     def exact(self, line: bytes) -> tuple:
@@ -169,7 +171,8 @@ class RecordDecoder:
         if record[:1] != b"{":
             raise Rejected("RECORD has no 'record' object")
         values = _raw_object.decode(record)
-        row: list[Any] = [None] * self.shape.width
+        row: list[Any] = [NO_VALUE if c.type in RAW_TYPES else None for c in self.shape.properties]
+        row += [None] * (self.shape.width - len(row))
         reasons: list[str] = []
         for i, col in enumerate(self.shape.properties):
             raw = values.get(col.name)
