@@ -108,42 +108,72 @@ class NumberColumn:
 
 
 def type_number_column(texts: pa.Array) -> NumberColumn:
-    """Type the JSON texts of one ``number`` column (nulls stay null)."""
+    """Type the JSON texts of one ``number`` column (nulls stay null).
+
+    The texts are JSON values (the line was valid JSON), so a text that
+    starts with ``-`` or a digit is a number: no grammar check is needed.
+    The common case costs two casts and a comparison: a text equal to the
+    shortest repr of its own double is double-exact and well within range.
+    Only the rest is looked at closely, and only they may cost Python.
+    """
     problems: dict[int, str] = {}
     if len(texts) == 0 or texts.null_count == len(texts):
         return NumberColumn(pa.nulls(len(texts), pa.float64()), "number", problems)
-    valid = pc.fill_null(pc.match_substring_regex(texts, _JSON_NUMBER), True)
-    if not pc.all(valid).as_py():
-        for i in pc.indices_nonzero(pc.invert(valid)).to_pylist():
+    first = pc.utf8_slice_codeunits(texts, 0, 1)
+    numeric = pc.or_(pc.is_null(texts), pc.is_in(first, _NUMBER_STARTS))
+    if not pc.all(numeric).as_py():
+        for i in pc.indices_nonzero(pc.invert(numeric)).to_pylist():
             problems[i] = "expected a number, got " + texts[i].as_py()[:200]
-    # Count significant digits and flag spellings that need a closer look.
+        texts = pc.if_else(numeric, texts, None)
+    as_float = pc.cast(texts, pa.float64())
+    magnitude = pc.abs(as_float)
+    in_range = pc.or_(pc.equal(magnitude, 0.0), pc.and_(pc.greater_equal(magnitude, 1e-130), pc.less(magnitude, 1e126)))
+    for i in pc.indices_nonzero(pc.invert(pc.fill_null(in_range, True))).to_pylist():
+        reason = number_problem(texts[i].as_py())  # near the limits the double may mislead: decide exactly
+        if reason:
+            problems[i] = reason
+    settled = pc.fill_null(pc.and_(pc.equal(pc.cast(as_float, pa.string()), texts), in_range), True)
+    if pc.all(settled).as_py() and not problems:
+        return NumberColumn(as_float, "number", problems)
+    rest = pc.indices_nonzero(pc.invert(settled))
+    exact = _look_closer(pc.take(texts, rest), rest, problems)
+    if exact:
+        return NumberColumn(_floats(texts, problems), "number", problems)
+    return NumberColumn(texts, "decimal", problems)
+
+
+_NUMBER_STARTS = pa.array(list("-0123456789"))
+
+
+def _look_closer(texts: pa.Array, rows: pa.Array, problems: dict[int, str]) -> bool:
+    """Check the texts whose spelling is not their double's shortest repr
+    (``1.10``, ``1e-07``, ``12345678901234.5678``): record the refused ones
+    in ``problems`` (by row) and say whether all the others are double-exact."""
+    # The most common case: needless zeros (1.10, 2.0), then the repr matches.
+    shortest = pc.cast(pc.cast(texts, pa.float64()), pa.string())
+    same = pc.fill_null(pc.equal(_normalised(texts), shortest), False)
+    if pc.all(same).as_py():
+        return True
+    rest = pc.indices_nonzero(pc.invert(same))
+    texts, rows = pc.take(texts, rest), pc.take(rows, rest)
     mantissa = pc.replace_substring_regex(texts, "[eE].*$", "")
     digits = pc.utf8_length(pc.utf8_trim(pc.replace_substring_regex(mantissa, "[-.]", ""), "0"))
     unusual = pc.or_(pc.match_substring(texts, "e", ignore_case=True), pc.greater(pc.utf8_length(texts), _SHORT))
-    look = pc.fill_null(pc.and_(valid, pc.or_(unusual, pc.greater(digits, MAX_DIGITS))), False)
+    look = pc.fill_null(pc.or_(unusual, pc.greater(digits, MAX_DIGITS)), False)
     for i in pc.indices_nonzero(look).to_pylist():
         reason = number_problem(texts[i].as_py())
         if reason:
-            problems[i] = reason
-    # Exact as a double? Compare with the shortest repr of the parsed double.
-    exact = pc.fill_null(pc.less_equal(digits, 15), True)
-    exact = pc.and_(exact, pc.invert(pc.fill_null(unusual, False)))
-    if not pc.all(exact).as_py():
-        as_float = _floats(texts, problems)
-        same = pc.fill_null(pc.equal(_normalised(texts), pc.cast(as_float, pa.string())), True)
-        exact = pc.or_(exact, same)
-        # Different spelling, but perhaps the same value (1e-07 vs 1e-7, 1.0E2):
-        # only a text of 17 significant digits or fewer can be a shortest repr.
-        maybe = pc.fill_null(pc.and_(pc.invert(exact), pc.less_equal(digits, 17)), False)
-        if pc.any(maybe).as_py():
-            fixed = exact.to_pylist()
-            for i in pc.indices_nonzero(maybe).to_pylist():
-                fixed[i] = i not in problems and is_double_exact(texts[i].as_py())
-            exact = pa.array(fixed, pa.bool_())
-    inexact = set(pc.indices_nonzero(pc.invert(pc.fill_null(exact, True))).to_pylist()) - set(problems)
-    if not inexact:
-        return NumberColumn(_floats(texts, problems), "number", problems)
-    return NumberColumn(texts, "decimal", problems)
+            problems[rows[i].as_py()] = reason
+    # Plain texts of 15 significant digits or fewer are always double-exact.
+    exact = pc.and_(pc.fill_null(pc.less_equal(digits, 15), True), pc.invert(pc.fill_null(unusual, False)))
+    # Different spelling, but perhaps the same value (1e-07 vs 1e-7, 1.0E2): only a
+    # text of 17 significant digits or fewer can be a shortest repr.
+    maybe = pc.fill_null(pc.and_(pc.invert(exact), pc.less_equal(digits, 17)), False)
+    for i in pc.indices_nonzero(maybe).to_pylist():
+        if rows[i].as_py() not in problems and not is_double_exact(texts[i].as_py()):
+            return False
+    inexact = pc.indices_nonzero(pc.invert(pc.or_(exact, maybe))).to_pylist()
+    return all(rows[i].as_py() in problems for i in inexact)
 
 
 def _floats(texts: pa.Array, problems: dict[int, str]) -> pa.Array:

@@ -122,7 +122,7 @@ class _Buffer:
     """
 
     __slots__ = (
-        "stream", "schema", "decoder", "fast", "decode", "row", "path", "fh", "rows", "blocks",
+        "stream", "schema", "decoder", "fast", "decode", "path", "fh", "rows", "blocks",
         "pending", "lines", "bytes", "python_rejects",
     )
 
@@ -132,13 +132,12 @@ class _Buffer:
         self.decoder = decoder
         self.fast = decoder.fast
         self.decode = decoder.decode
-        self.row = decoder.row
         self.path = path
         try:
             self.fh: IO[bytes] = open(path, "wb", buffering=1 << 16)
         except OSError as err:
             raise describe_os_error(err, "creating work file", path) from err
-        self.rows: list[tuple] = []
+        self.rows: list[Any] = []  # decoded records (see records.RowShape)
         self.blocks: list[RowBlock] = []
         self.pending: list[bytes] = []
         self.lines = array.array("q")
@@ -146,7 +145,7 @@ class _Buffer:
         # (line, reason, raw) for records refused before typing
         self.python_rejects: list[tuple[int, str, bytes]] = []
 
-    def add(self, row: tuple, line: int, raw: bytes) -> None:
+    def add(self, row: Any, line: int, raw: bytes) -> None:
         self.rows.append(row)
         self.lines.append(line)
         self.pending.append(raw)
@@ -646,7 +645,7 @@ class Ingester:
                 # typed in one C call; kept inline and free of attribute lookups.
                 if hot is not None:
                     try:
-                        hot.rows.append(hot.row(hot.decode(raw)))
+                        hot.rows.append(hot.decode(raw))
                     except FAST_PATH_MISSES:
                         pass
                     else:

@@ -1,15 +1,16 @@
 """Decoding RECORD messages exactly, one decoder per stream schema.
 
-Each record becomes a *row*: a tuple with one slot per property column,
-then ``_sdc_deleted_at``, ``_sdc_extra``, ``time_extracted`` and
-``version`` (see ``RowShape``). Slots hold what the JSON said, not yet
-Arrow values:
+Each record becomes a *row*: the decoded message, with one slot per
+property column, then ``_sdc_deleted_at``, ``_sdc_extra``,
+``time_extracted`` and ``version`` (``RowShape`` reads them). Slots hold
+what the JSON said, not yet Arrow values:
 
 - integer: an ``int`` within 64 bits;  boolean: a ``bool``;
 - string, timestamp, date, time: a ``str`` (checked and converted later,
   a whole column at a time, in ``columns.py``);
 - number and json: the value's JSON text exactly as sent (``msgspec.Raw``
-  or ``bytes``), so no digit, space or escape is ever re-rendered;
+  or ``bytes``; ``NO_VALUE`` when absent), so no digit, space or escape is
+  ever re-rendered;
 - ``None`` for an absent property or JSON null.
 
 Two paths fill rows the same way:
@@ -31,6 +32,7 @@ import json
 import math
 import operator
 import re
+from types import SimpleNamespace
 from typing import Annotated, Any, Callable, Literal
 
 import msgspec
@@ -65,7 +67,13 @@ _EXPECTED = {
 
 
 class RowShape:
-    """Where each value sits in a row, for one stream schema."""
+    """Where each value sits in a row, for one stream schema.
+
+    A row is a decoded message: msgspec's struct on the fast path, a
+    ``SimpleNamespace`` of the same shape on the exact path. ``getters``
+    read its slots in order (property columns, then ``_sdc_deleted_at``,
+    ``_sdc_extra``, ``time_extracted``, ``version``), a column at a time.
+    """
 
     def __init__(self, schema: StreamSchema):
         self.properties = tuple(schema.property_columns)
@@ -75,6 +83,8 @@ class RowShape:
         self.time_extracted = n + 2
         self.version = n + 3
         self.width = n + 4
+        names = [f"record.p{i}" for i in range(n)] + ["record.deleted_at", "record.extra", "time_extracted", "version"]
+        self.getters = [operator.attrgetter(name) for name in names]
 
 
 class Rejected(Exception):
@@ -118,13 +128,9 @@ class RecordDecoder:
         self.shape = RowShape(schema)
         self.declared = frozenset(c.name for c in self.shape.properties) | {DELETED_AT}
         self.keys = frozenset(schema.key_properties)
-        names = [f"record.p{i}" for i in range(len(self.shape.properties))]
-        # ``row(decode(line))`` is the whole fast path: the hot loop calls the two
-        # directly. ``decode`` raises (DecodeError, ValidationError) for anything
+        # ``decode(line)`` is the whole fast path (the hot loop calls it directly):
+        # it returns the row, or raises (DecodeError, ValidationError) for anything
         # but a plain RECORD of this stream whose values fit the schema.
-        self.row: Callable[[Any], tuple] = operator.attrgetter(
-            *names, "record.deleted_at", "record.extra", "time_extracted", "version"
-        )
         self.decode: Callable[[bytes], Any] = _refuse
         if any(_UNNAMEABLE.search(c.name) for c in self.shape.properties):
             return  # msgspec cannot match such a key: every record takes the exact path
@@ -153,15 +159,15 @@ class RecordDecoder:
         )
         self.decode = msgspec.json.Decoder(envelope).decode
 
-    def fast(self, line: bytes) -> tuple | None:
+    def fast(self, line: bytes) -> Any:
         """The row of a plain RECORD line of this stream, or None (then use ``exact``)."""
         try:
-            return self.row(self.decode(line))
-        except (msgspec.DecodeError, msgspec.ValidationError):
+            return self.decode(line)
+        except FAST_PATH_MISSES:
             return None
 
     # ----- the exact path ----------------------------------------------------
-    def exact(self, line: bytes) -> tuple:
+    def exact(self, line: bytes) -> Any:
         """The row of any RECORD line of this stream; raises ``Rejected``."""
         try:
             env = _envelope.decode(line)
@@ -204,7 +210,10 @@ class RecordDecoder:
                     reasons.append(f"{label}: {err.reason}")
         if reasons:
             raise Rejected("; ".join(reasons))
-        return tuple(row)
+        shape = self.shape
+        record = SimpleNamespace(**{f"p{i}": v for i, v in enumerate(row[: shape.deleted_at])})
+        record.deleted_at, record.extra = row[shape.deleted_at], row[shape.extra]
+        return SimpleNamespace(record=record, time_extracted=row[shape.time_extracted], version=row[shape.version])
 
 
 def _typed(ltype: str, raw: bytes) -> Any:
