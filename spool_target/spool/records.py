@@ -106,10 +106,10 @@ class _Envelope(msgspec.Struct, gc=False):
 
 
 _envelope = msgspec.json.Decoder(_Envelope)
-# msgspec's ``rename`` refuses these characters in a field's JSON name.
 # A number that may lie beyond any double (1e400, a 400-digit integer): such
 # text is looked at closely; strict JSON parsers refuse it.
 BIG_NUMBER_HINT = "[0-9][eE][+-]?[0-9]{3,}|[0-9]{300,}"
+# msgspec's ``rename`` refuses these characters in a field's JSON name.
 _UNNAMEABLE = re.compile(r'["\\\x00-\x1f]')
 _raw_object = msgspec.json.Decoder(dict[str, msgspec.Raw])
 _text = msgspec.json.Decoder(str)
