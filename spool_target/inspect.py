@@ -379,15 +379,6 @@ def _size(path: Path) -> int:
         return 0  # removed while we looked (a prune, a finished work file)
 
 
-def human_bytes(n: int) -> str:
-    size = float(n)
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if size < 1024 or unit == "TB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{n} B"
-
-
 def render_inspect(result: InspectResult) -> str:
     db = result.database.resolve()
     names = ", ".join(sql_ident(v) if not v.isidentifier() else v for v in result.views.stream_views.values()) or "(none yet)"

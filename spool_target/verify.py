@@ -158,7 +158,7 @@ def _unaccounted_files(layout: SpoolLayout, manifest: Manifest, committed: set[s
 def _compare_ledger(config: Config, layout: SpoolLayout, manifest: Manifest, log: Log, report: VerifyReport, *, required: bool) -> None:
     from .load.destination import SEGMENT_LEDGER_KINDS, DestinationKind
     from .load.ledger import destination_spec, read_ledger_snapshot
-    from .load.status import DestinationState
+    from .load.ledger import DestinationState
 
     spec = destination_spec(config, layout)
     if not required and spec.implicit and spec.path is not None and not spec.path.exists():

@@ -10,6 +10,7 @@ outage (``max_wait``) and then refuses to guess; the others say "unknown".
 
 from __future__ import annotations
 
+import enum
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -30,7 +31,12 @@ from .destination import (
     parse_destination,
 )
 from .retry import Backoff
-from .status import DestinationState
+
+
+class DestinationState(enum.Enum):
+    REACHABLE = "reachable"
+    NOT_CREATED = "not created"  # never loaded into: everything is pending
+    UNREACHABLE = "unreachable"  # loaded/pending unknown; see last_load
 
 
 @dataclass

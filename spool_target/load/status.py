@@ -9,7 +9,6 @@ run's outcome from ``<spool>/runs/``.
 
 from __future__ import annotations
 
-import enum
 import time
 from calendar import timegm
 from dataclasses import dataclass, field
@@ -18,18 +17,13 @@ from typing import Any
 from ..config import Config
 from ..errors import SpoolTargetError
 from ..logs import Log
+from ..render import human_bytes, text_table
 from ..spool.layout import require_spool
 from ..spool.manifest import read_manifest
+from .ledger import DestinationState
 from .destination import Access, DestinationMissing, LedgerEntry, open_destination, parse_destination
 from .plan import bind_streams, count_rejects
-from .progress import text_table
 from .report import previous_run
-
-
-class DestinationState(enum.Enum):
-    REACHABLE = "reachable"
-    NOT_CREATED = "not created"  # never loaded into: everything is pending
-    UNREACHABLE = "unreachable"  # loaded/pending unknown; see last_load
 
 
 @dataclass
@@ -165,8 +159,6 @@ def render_status(report: StatusReport) -> str:
             f"destination {report.destination}: UNREACHABLE ({report.destination_error}); "
             "loaded and pending counts are unknown"
         )
-    from ..inspect import human_bytes
-
     lines.append(f"spool size: {human_bytes(report.spool_total_bytes)} on disk, {human_bytes(report.free_bytes)} free")
     if report.last_load:
         last = report.last_load

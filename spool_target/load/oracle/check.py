@@ -18,6 +18,7 @@ from typing import Any, Callable
 from ...config import Config
 from ...errors import ConfigError, DestinationError, DestinationUnavailable
 from ...logs import Log
+from ...render import text_table
 from ..destination import Access, DestinationKind, DestinationMissing, FailureKind, parse_destination
 from ..retry import Backoff
 from .connect import settings_from
@@ -54,8 +55,6 @@ class CheckReport:
         return {"destination": self.destination, "ok": self.ok, "items": [vars(i) for i in self.items]}
 
     def render(self) -> str:
-        from ..progress import text_table
-
         rows = [(i.name, i.value, {True: "ok", False: "MISSING", None: ""}[i.ok]) for i in self.items]
         lines = [f"destination {self.destination}", "", *text_table(("check", "value", "status"), rows, numeric=set())]
         advice = [f"- {i.name}: {i.advice}" for i in self.items if i.ok is False and i.advice]
