@@ -106,7 +106,7 @@ def status_command(
 
     Works with the destination unreachable: it says so and shows the spool side.
     """
-    from ..load.status import render_status, spool_status
+    from ..ops.status import render_status, spool_status
 
     config = make_config(config_files, spool_dir=str(spool) if spool else None, destination=destination, log_format=log_format)
     log = make_log(config)

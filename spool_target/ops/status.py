@@ -20,10 +20,10 @@ from ..logs import Log
 from ..render import human_bytes, text_table
 from ..spool.layout import require_spool
 from ..spool.manifest import read_manifest
-from .ledger import DestinationState
-from .destination import Access, DestinationMissing, LedgerEntry, open_destination, parse_destination
-from .plan import bind_streams, count_rejects
-from .report import previous_run
+from ..load.ledger import DestinationState
+from ..load.destination import Access, DestinationMissing, LedgerEntry, open_destination, parse_destination
+from ..load.plan import bind_streams, count_rejects
+from ..load.report import previous_run
 
 
 @dataclass
