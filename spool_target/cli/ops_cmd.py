@@ -130,7 +130,7 @@ def verify_command(
     behind. Without --destination the ledger is checked when a destination is
     configured or the embedded DuckDB file exists.
     """
-    from ..verify import raise_for_problems, verify_spool
+    from ..ops.verify import raise_for_problems, verify_spool
 
     config = _config(config_files, spool, destination=destination, log_format=log_format)
     log = make_log(config)

@@ -24,11 +24,11 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .config import Config
-from .errors import SpoolLocked, SpoolTargetError
-from .logs import Log
-from .spool.layout import SpoolLayout, SpoolLock, require_spool
-from .spool.manifest import ActivateVersion, Manifest, Segment, read_manifest
+from ..config import Config
+from ..errors import SpoolLocked, SpoolTargetError
+from ..logs import Log
+from ..spool.layout import SpoolLayout, SpoolLock, require_spool
+from ..spool.manifest import ActivateVersion, Manifest, Segment, read_manifest
 
 
 class Check(enum.Enum):
@@ -80,7 +80,7 @@ def verify_spool(config: Config, log: Log, *, check_destination: bool | None = N
     """``check_destination``: True checks the configured destination (unreachable
     is a problem); None checks it only if one is configured or the embedded
     DuckDB file exists; False skips it."""
-    from .load.plan import verify_segment  # the loader's own check, so verify says what load would say
+    from ..load.plan import verify_segment  # the loader's own check, so verify says what load would say
 
     layout = require_spool(config.spool_dir)
     ingest_running = _ingest_running(layout)
@@ -156,9 +156,9 @@ def _unaccounted_files(layout: SpoolLayout, manifest: Manifest, committed: set[s
 
 
 def _compare_ledger(config: Config, layout: SpoolLayout, manifest: Manifest, log: Log, report: VerifyReport, *, required: bool) -> None:
-    from .load.destination import SEGMENT_LEDGER_KINDS, DestinationKind
-    from .load.ledger import destination_spec, read_ledger_snapshot
-    from .load.ledger import DestinationState
+    from ..load.destination import SEGMENT_LEDGER_KINDS, DestinationKind
+    from ..load.ledger import destination_spec, read_ledger_snapshot
+    from ..load.ledger import DestinationState
 
     spec = destination_spec(config, layout)
     if not required and spec.implicit and spec.path is not None and not spec.path.exists():
@@ -227,7 +227,7 @@ def _work_item(entry: dict) -> "Segment | ActivateVersion | None":
 def raise_for_problems(report: VerifyReport) -> None:
     """Exit 5 for anything wrong with the spool or the ledger; 75 when the
     only trouble is a destination that could not be read."""
-    from .errors import DestinationUnavailable, SpoolError
+    from ..errors import DestinationUnavailable, SpoolError
 
     if report.ok:
         return
