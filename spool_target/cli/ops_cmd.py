@@ -71,7 +71,7 @@ def sql_command(
     only committed, unpruned segments, listed from the manifest. Example:
     spool-target sql 'SELECT count(*) FROM "public-users"'
     """
-    from ..inspect import connect_spool, run_query
+    from ..ops.views import connect_spool, run_query
 
     config = _config(config_files, spool, destination=destination, log_format=log_format)
     log = make_log(config)
@@ -106,7 +106,7 @@ def inspect_command(
     Views only (absolute paths; no data copied), the same as `spool-target
     sql` has; run it again after new segments are committed or pruned.
     """
-    from ..inspect import render_inspect, write_inspect_db
+    from ..ops.views import render_inspect, write_inspect_db
 
     config = _config(config_files, spool, destination=destination, log_format=log_format)
     log = make_log(config)

@@ -99,7 +99,7 @@ def spool_status(config: Config, log: Log) -> StatusReport:
         destination_error=error,
         last_load={k: prev.get(k) for k in ("run_id", "state", "started_at", "rows", "segments", "error")} if prev else None,
     )
-    from ..inspect import spool_usage  # disk space per stream (ops)
+    from .views import spool_usage  # disk space per stream (ops)
 
     usage = spool_usage(layout, manifest)
     report.spool_total_bytes, report.free_bytes = usage.total_bytes, usage.free_bytes
