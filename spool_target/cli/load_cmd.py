@@ -83,7 +83,7 @@ def load_command(
     if until_idle is not None:
         run_command(log, lambda: _usage("--until-idle needs --follow"))
     run_command(log, lambda: run_load(config, log, mode))
-    from ..spool.prune import retention_prune
+    from ..ops.prune import retention_prune
 
     run_command(log, lambda: retention_prune(config, log))
 

@@ -166,7 +166,7 @@ def prune_command(
     """
     from ..config import parse_duration
     from ..errors import ConfigError
-    from ..spool.prune import PruneState, prune_spool
+    from ..ops.prune import PruneState, prune_spool
 
     config = _config(config_files, spool, destination=destination, log_format=log_format)
     log = make_log(config, quiet)

@@ -411,7 +411,7 @@ class Follower:
 
     # ----- retention and the session file ---------------------------------------------
     def _retention(self) -> None:
-        from ..spool.prune import PruneState, retention_prune
+        from ..ops.prune import PruneState, retention_prune
 
         self._last_prune = self.clock()
         result = retention_prune(self.config, self.log)
