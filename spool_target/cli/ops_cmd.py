@@ -272,7 +272,7 @@ def replay_command(
     by the next one without losing or duplicating a record.
     """
     from ..spool.ingest import IngestOptions
-    from ..spool.replay import replay_rejects
+    from ..ops.replay import replay_rejects
 
     config = _config(config_files, spool, log_format=log_format)
     log = make_log(config, quiet)

@@ -47,10 +47,10 @@ from ..durable import write_atomic
 from ..errors import ConfigError, SpoolError
 from ..logs import Log
 from ..schema import EXTRA_COLUMN
-from .ingest import IngestOptions, Ingester, IngestSummary
-from .layout import SpoolLayout, SpoolLock, require_spool
-from .manifest import read_manifest, utc_now_iso
-from .rejects import Reject, Resolution, append_resolutions, committed_lines, iter_rejects, replays_dir
+from ..spool.ingest import IngestOptions, Ingester, IngestSummary
+from ..spool.layout import SpoolLayout, SpoolLock, require_spool
+from ..spool.manifest import read_manifest, utc_now_iso
+from ..spool.rejects import Reject, Resolution, append_resolutions, committed_lines, iter_rejects, replays_dir
 
 PLAN = "plan.json"
 INPUT = "input.singer"
