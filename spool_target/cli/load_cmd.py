@@ -76,7 +76,7 @@ def load_command(
     mode = RunMode.RESUME if resume else RunMode.FRESH
     # --- ops (load --follow, retention): see spool_target/load/follow.py and spool/prune.py ---
     if follow or background_of is not None:
-        from ..load.follow import FollowOptions, follow_load
+        from ..ops.follow import FollowOptions, follow_load
 
         run_command(log, lambda: follow_load(config, log, mode, FollowOptions(until_idle, background_of=background_of)))
         return

@@ -42,10 +42,10 @@ from ..errors import DestinationUnavailable, SegmentCorrupt, SpoolLocked
 from ..logs import Log
 from ..spool.layout import SpoolLayout, SpoolLock
 from ..spool.manifest import utc_now_iso
-from .destination import open_destination, parse_destination
-from .engine import LoadEngine, LoadOptions, RunMode
-from .progress import LogReporter
-from .report import LoadReport, RunState, new_run_id, run_file, write_run_file
+from ..load.destination import open_destination, parse_destination
+from ..load.engine import LoadEngine, LoadOptions, RunMode
+from ..load.progress import LogReporter
+from ..load.report import LoadReport, RunState, new_run_id, run_file, write_run_file
 
 RETRY_CAP_SECONDS = 5.0  # longest single backoff while following
 PRUNE_EVERY_SECONDS = 600.0  # with `retention`: look for segments that have aged past it
@@ -411,7 +411,7 @@ class Follower:
 
     # ----- retention and the session file ---------------------------------------------
     def _retention(self) -> None:
-        from ..ops.prune import PruneState, retention_prune
+        from .prune import PruneState, retention_prune
 
         self._last_prune = self.clock()
         result = retention_prune(self.config, self.log)
