@@ -12,7 +12,7 @@ import typer
 from ..about import about_text
 from ..spool.ingest import IngestOptions, IngestSummary
 from ..spool.runs import ingest_with_run_file
-from . import app
+from .app import app
 from .common import ConfigOption, LogFormatOption, QuietOption, SpoolOption, make_config, make_log, run_command
 
 InputOption = typer.Option(

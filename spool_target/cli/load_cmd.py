@@ -12,7 +12,7 @@ from typing import Optional
 
 import typer
 
-from . import app
+from .app import app
 from .common import (
     ConfigOption,
     DestinationOption,
@@ -74,7 +74,7 @@ def load_command(
     )
     log = make_log(config, quiet)
     mode = RunMode.RESUME if resume else RunMode.FRESH
-    # --- ops (load --follow, retention): see spool_target/load/follow.py and spool/prune.py ---
+    # --- ops (load --follow, retention): see spool_target/ops/follow.py and ops/prune.py ---
     if follow or background_of is not None:
         from ..ops.follow import FollowOptions, follow_load
 

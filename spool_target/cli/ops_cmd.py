@@ -14,7 +14,7 @@ from typing import Callable, Optional
 
 import typer
 
-from . import app
+from .app import app
 from .common import (
     ConfigOption,
     DestinationOption,

@@ -39,7 +39,7 @@ class StreamStatus:
     oldest_pending: str | None = None  # created_at of the oldest pending segment
     oldest_pending_age_seconds: float | None = None
     rejects: int = 0
-    spool_bytes: int = 0  # committed, unpruned segment files on disk (inspect.spool_usage)
+    spool_bytes: int = 0  # committed, unpruned segment files on disk (views.spool_usage)
 
 
 @dataclass
@@ -51,7 +51,7 @@ class StatusReport:
     destination_error: str | None = None
     streams: list[StreamStatus] = field(default_factory=list)
     last_load: dict[str, Any] | None = None
-    spool_total_bytes: int = 0  # the whole spool directory (inspect.spool_usage)
+    spool_total_bytes: int = 0  # the whole spool directory (views.spool_usage)
     free_bytes: int = 0  # left on the spool's filesystem
 
     def to_json(self) -> dict[str, Any]:
