@@ -10,10 +10,10 @@ from typing import Optional
 import typer
 
 from ..about import about_text
-from ..spool.ingest import IngestOptions, IngestSummary
+from ..spool.ingest import IngestSummary
 from ..spool.runs import ingest_with_run_file
 from .app import app
-from .common import ConfigOption, LogFormatOption, QuietOption, SpoolOption, make_config, make_log, run_command
+from .common import ingest_options, ConfigOption, LogFormatOption, QuietOption, SpoolOption, make_config, make_log, run_command
 
 InputOption = typer.Option(
     None,
@@ -52,15 +52,7 @@ def _run_ingest(
     progress = _terminal_progress() if log.interactive else None
 
     def work() -> IngestSummary:
-        options = IngestOptions(
-            spool_dir=Path(config.spool_dir),
-            flush_max_rows=config.flush_max_rows,
-            flush_max_bytes=config.flush_max_bytes,
-            flush_interval_seconds=config.flush_interval_seconds,
-            max_rejects=config.max_rejects,
-            min_free_disk_mb=config.min_free_disk_mb,
-            lock_wait_seconds=config.lock_wait_seconds,
-        )
+        options = ingest_options(config)
         if input_file is None:
             return ingest_with_run_file(options, log, sys.stdin.fileno(), out, progress)
         try:

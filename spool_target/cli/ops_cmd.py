@@ -7,6 +7,8 @@ commands so that `ingest` never loads them.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import os
 import sys
 from pathlib import Path
@@ -16,6 +18,7 @@ import typer
 
 from .app import app
 from .common import (
+    ingest_options,
     ConfigOption,
     DestinationOption,
     LogFormatOption,
@@ -271,20 +274,11 @@ def replay_command(
     outcomes are journaled in replays/, and a replay killed midway is settled
     by the next one without losing or duplicating a record.
     """
-    from ..spool.ingest import IngestOptions
     from ..ops.replay import replay_rejects
 
     config = _config(config_files, spool, log_format=log_format)
     log = make_log(config, quiet)
-    options = IngestOptions(
-        spool_dir=Path(config.spool_dir),
-        flush_max_rows=config.flush_max_rows,
-        flush_max_bytes=config.flush_max_bytes,
-        flush_interval_seconds=config.flush_interval_seconds,
-        max_rejects=None,
-        min_free_disk_mb=config.min_free_disk_mb,
-        lock_wait_seconds=config.lock_wait_seconds,
-    )
+    options = replace(ingest_options(config), max_rejects=None)
     report = run_command(log, lambda: replay_rejects(options, log, stream=stream, schema_file=schema))
     if not report.streams:
         typer.echo("nothing to replay: no open rejects" + (f" for stream {stream!r}" if stream else ""))

@@ -66,8 +66,7 @@ from .destination import (
     SourceColumn,
     AlreadyLoaded,
     WriteMode,
-    open_destination,
-    parse_destination,
+    destination_from_config,
 )
 from .plan import (
     RunPlan,
@@ -128,12 +127,11 @@ def checkpoint(point: str) -> None:
 def run_load(config: Config, log: Log, mode: RunMode) -> LoadReport:
     """``spool-target load``: everything pending in the spool, into the configured destination."""
     layout = require_spool(config.spool_dir)
-    spec = parse_destination(config.destination, layout.root, oracle_configured=bool(config.dsn or config.host))
+    spec, destination = destination_from_config(config, layout.root, log)
     if spec.implicit:
         log.info(f"no destination configured: loading into the embedded DuckDB file {spec.path}")
     else:
         log.info(f"loading spool {layout.root} into {spec.describe()}")
-    destination = open_destination(spec, config, log)
     with SpoolLock(layout.root / "load.lock", "load"):
         engine = LoadEngine(layout, destination, config, LoadOptions.from_config(config, mode), log, make_reporter(log))
         return engine.run()

@@ -24,11 +24,9 @@ from .destination import (
     SEGMENT_LEDGER_KINDS,
     Access,
     DestinationMissing,
-    DestinationSpec,
     FailureKind,
     LedgerEntry,
-    open_destination,
-    parse_destination,
+    destination_from_config,
 )
 from .retry import Backoff
 
@@ -58,10 +56,6 @@ class LedgerSnapshot:
         return entry is not None and entry.kind in SEGMENT_LEDGER_KINDS and entry.rows == rows
 
 
-def destination_spec(config: Config, layout: SpoolLayout) -> DestinationSpec:
-    return parse_destination(config.destination, layout.root, oracle_configured=bool(config.dsn or config.host))
-
-
 def read_ledger_snapshot(
     config: Config,
     layout: SpoolLayout,
@@ -77,8 +71,7 @@ def read_ledger_snapshot(
     then give UNREACHABLE. A permanent one (bad credentials) raises
     DestinationError with the destination's advice.
     """
-    spec = destination_spec(config, layout)
-    dest = open_destination(spec, config, log)
+    _, dest = destination_from_config(config, layout.root, log)
     backoff = Backoff(max_wait, cap=5.0)
     while True:
         try:

@@ -42,7 +42,7 @@ from ..errors import DestinationUnavailable, SegmentCorrupt, SpoolLocked
 from ..logs import Log
 from ..spool.layout import SpoolLayout, SpoolLock
 from ..spool.manifest import utc_now_iso
-from ..load.destination import open_destination, parse_destination
+from ..load.destination import destination_from_config
 from ..load.engine import LoadEngine, LoadOptions, RunMode
 from ..load.progress import LogReporter
 from ..load.report import LoadReport, RunState, new_run_id, run_file, write_run_file
@@ -321,10 +321,10 @@ class Follower:
     def _pass(self) -> tuple[Pass, bool]:
         """One engine run over everything pending; (how it ended, whether it loaded anything)."""
         config = self.config
-        spec = parse_destination(config.destination, self.layout.root, oracle_configured=bool(config.dsn or config.host))
+        _, destination = destination_from_config(config, self.layout.root, self.log)
         mode = self.mode if self.report.passes == 0 else RunMode.FRESH
         engine = LoadEngine(
-            self.layout, open_destination(spec, config, self.log), config, LoadOptions.from_config(config, mode),
+            self.layout, destination, config, LoadOptions.from_config(config, mode),
             self.log, LogReporter(self.log), sleep=self._engine_sleep,
         )
         engine.backoff.cap = RETRY_CAP_SECONDS

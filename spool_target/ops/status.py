@@ -21,7 +21,7 @@ from ..render import human_bytes, text_table
 from ..spool.layout import require_spool
 from ..spool.manifest import read_manifest
 from ..load.ledger import DestinationState
-from ..load.destination import Access, DestinationMissing, LedgerEntry, open_destination, parse_destination
+from ..load.destination import Access, DestinationMissing, LedgerEntry, destination_from_config
 from ..load.plan import bind_streams, count_rejects
 from ..load.report import previous_run
 
@@ -71,8 +71,7 @@ class StatusReport:
 def spool_status(config: Config, log: Log) -> StatusReport:
     layout = require_spool(config.spool_dir)
     manifest = read_manifest(layout)
-    spec = parse_destination(config.destination, layout.root, oracle_configured=bool(config.dsn or config.host))
-    dest = open_destination(spec, config, log)
+    _, dest = destination_from_config(config, layout.root, log)
     ledger: dict[str, LedgerEntry] | None = None
     state, error = DestinationState.REACHABLE, None
     try:

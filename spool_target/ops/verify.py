@@ -156,11 +156,11 @@ def _unaccounted_files(layout: SpoolLayout, manifest: Manifest, committed: set[s
 
 
 def _compare_ledger(config: Config, layout: SpoolLayout, manifest: Manifest, log: Log, report: VerifyReport, *, required: bool) -> None:
-    from ..load.destination import SEGMENT_LEDGER_KINDS, DestinationKind
-    from ..load.ledger import destination_spec, read_ledger_snapshot
+    from ..load.destination import SEGMENT_LEDGER_KINDS, DestinationKind, spec_from_config
+    from ..load.ledger import read_ledger_snapshot
     from ..load.ledger import DestinationState
 
-    spec = destination_spec(config, layout)
+    spec = spec_from_config(config, layout.root)
     if not required and spec.implicit and spec.path is not None and not spec.path.exists():
         report.notes.append("no destination configured and nothing loaded into the embedded DuckDB file: ledger not compared")
         return
