@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from ..config import Config
-from ..errors import DestinationError, SpoolTargetError
+from ..errors import TransientDestinationError
 from ..logs import Log
 from ..spool.layout import SpoolLayout
 from ..spool.manifest import utc_now_iso
@@ -24,11 +24,10 @@ from .destination import (
     SEGMENT_LEDGER_KINDS,
     Access,
     DestinationMissing,
-    FailureKind,
     LedgerEntry,
     destination_from_config,
 )
-from .retry import Backoff
+from .retry import Backoff, guarded, with_retries
 
 
 class DestinationState(enum.Enum):
@@ -73,26 +72,30 @@ def read_ledger_snapshot(
     """
     _, dest = destination_from_config(config, layout.root, log)
     backoff = Backoff(max_wait, cap=5.0)
-    while True:
+    what = f"reading the load ledger of {dest.label}"
+
+    def read() -> LedgerSnapshot:
         try:
-            dest.connect(Access.READ_ONLY)
-            entries = dest.read_ledger(spool_id)
+            guarded(dest, what, lambda: dest.connect(Access.READ_ONLY))
+            entries = guarded(dest, what, lambda: dest.read_ledger(spool_id))
             return LedgerSnapshot(dest.label, DestinationState.REACHABLE, entries, read_at=utc_now_iso())
         except DestinationMissing:
             return LedgerSnapshot(dest.label, DestinationState.NOT_CREATED, read_at=utc_now_iso())
-        except SpoolTargetError:
-            raise
-        except Exception as exc:
-            failure = dest.classify(exc)
-            if failure is None:
-                raise  # not a database error: a bug
-            detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            if failure.kind is FailureKind.PERMANENT:
-                raise DestinationError(f"reading the load ledger of {dest.label} failed: {detail}", hint=failure.hint) from exc
-            delay = backoff.next_delay()
-            if delay is None:
-                return LedgerSnapshot(dest.label, DestinationState.UNREACHABLE, error=detail, read_at=utc_now_iso())
-            log.warning(f"destination busy or unavailable, retrying in {delay:.1f}s: {detail}", destination=dest.label)
-            sleep(delay)
         finally:
             dest.close()
+
+    def retrying(err: TransientDestinationError, delay: float) -> None:
+        log.warning(f"destination busy or unavailable, retrying in {delay:.1f}s: {err.detail}", destination=dest.label)
+
+    try:
+        return with_retries(read, backoff, gave_up=_GaveUp, retrying=retrying, sleep=sleep)
+    except _GaveUp as gone:
+        return LedgerSnapshot(dest.label, DestinationState.UNREACHABLE, error=gone.detail, read_at=utc_now_iso())
+
+
+class _GaveUp(Exception):
+    """The retry budget ran out: the snapshot says UNREACHABLE instead of failing."""
+
+    def __init__(self, err: TransientDestinationError):
+        super().__init__(err.message)
+        self.detail = err.detail

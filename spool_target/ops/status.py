@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..config import Config
-from ..errors import SpoolTargetError
+from ..errors import DestinationError, TransientDestinationError
 from ..logs import Log
 from ..render import human_bytes, text_table
 from ..spool.layout import require_spool
@@ -24,6 +24,7 @@ from ..load.ledger import DestinationState
 from ..load.destination import Access, DestinationMissing, LedgerEntry, destination_from_config
 from ..load.plan import bind_streams, count_rejects
 from ..load.report import previous_run
+from ..load.retry import guarded
 
 
 @dataclass
@@ -74,17 +75,15 @@ def spool_status(config: Config, log: Log) -> StatusReport:
     _, dest = destination_from_config(config, layout.root, log)
     ledger: dict[str, LedgerEntry] | None = None
     state, error = DestinationState.REACHABLE, None
+    what = f"reading the load ledger of {dest.label}"
     try:
-        dest.connect(Access.READ_ONLY)
-        ledger = dest.read_ledger(manifest.spool_id)
+        guarded(dest, what, lambda: dest.connect(Access.READ_ONLY))
+        ledger = guarded(dest, what, lambda: dest.read_ledger(manifest.spool_id))
     except DestinationMissing:
         state, ledger = DestinationState.NOT_CREATED, {}
-    except SpoolTargetError:
-        raise
-    except Exception as exc:
-        if dest.classify(exc) is None:
-            raise
-        state, error = DestinationState.UNREACHABLE, (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    except (TransientDestinationError, DestinationError) as err:
+        # status reports, never fails, for a destination it cannot read: even bad credentials
+        state, error = DestinationState.UNREACHABLE, err.detail
     finally:
         dest.close()
     bindings = bind_streams(manifest, dest.rules, config)  # after connecting: rules may depend on the server
