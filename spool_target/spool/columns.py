@@ -60,7 +60,7 @@ class RowBlock:
 
     __slots__ = ("arrays",)
 
-    def __init__(self, shape: RowShape, rows: Sequence[tuple]):
+    def __init__(self, shape: RowShape, rows: Sequence[tuple[Any, ...]]):
         slots = list(zip(*rows))
         types = [c.type for c in shape.properties] + ["timestamp", "json", "timestamp", "integer"]
         self.arrays = [_block_array(t, values) for t, values in zip(types, slots)]

@@ -122,7 +122,7 @@ class RecordDecoder:
         # ``row(decode(line))`` is the whole fast path: the hot loop calls the two
         # directly. ``decode`` raises (DecodeError, ValidationError) for anything
         # but a plain RECORD of this stream whose values fit the schema.
-        self.row: Callable[[Any], tuple] = operator.attrgetter(
+        self.row: Callable[[Any], tuple[Any, ...]] = operator.attrgetter(
             *names, "record.deleted_at", "record.extra", "time_extracted", "version"
         )
         self.decode: Callable[[bytes], Any] = _refuse
@@ -153,7 +153,7 @@ class RecordDecoder:
         )
         self.decode = msgspec.json.Decoder(envelope).decode
 
-    def fast(self, line: bytes) -> tuple | None:
+    def fast(self, line: bytes) -> tuple[Any, ...] | None:
         """The row of a plain RECORD line of this stream, or None (then use ``exact``)."""
         try:
             return self.row(self.decode(line))
@@ -161,7 +161,7 @@ class RecordDecoder:
             return None
 
     # ----- the exact path ----------------------------------------------------
-    def exact(self, line: bytes) -> tuple:
+    def exact(self, line: bytes) -> tuple[Any, ...]:
         """The row of any RECORD line of this stream; raises ``Rejected``."""
         try:
             env = _envelope.decode(line)
