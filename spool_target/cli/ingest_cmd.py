@@ -5,11 +5,12 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 import typer
 
 from ..about import about_text
+from ..logs import Log
 from ..spool.ingest import IngestSummary
 from ..spool.runs import ingest_with_run_file
 from .app import app
@@ -83,7 +84,7 @@ def _run_ingest(
         loader.finish(log)
 
 
-def _terminal_progress():
+def _terminal_progress() -> Callable[[int, IngestSummary], None]:
     """A one-line status on stderr when it is a terminal, redrawn at most 4 times a second."""
     import time
 
@@ -110,7 +111,7 @@ def _terminal_progress():
     return show
 
 
-def _report(log, summary: IngestSummary, spool: Path) -> None:
+def _report(log: Log, summary: IngestSummary, spool: Path) -> None:
     from ..metrics import ingest_metrics
 
     ingest_metrics(log, summary)

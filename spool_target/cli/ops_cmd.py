@@ -7,15 +7,15 @@ commands so that `ingest` never loads them.
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import os
+from dataclasses import replace
 import sys
 from pathlib import Path
 from typing import Callable, Optional
 
 import typer
 
+from ..config import Config
 from .app import app
 from .common import (
     ingest_options,
@@ -43,11 +43,11 @@ FormatOption = typer.Option(
 OfflineOption = typer.Option(False, "--offline", help="Do not read the destination's ledger (segment state 'unknown').")
 
 
-def _config(config_files: Optional[list[Path]], spool: Optional[Path], **overrides: object):
+def _config(config_files: Optional[list[Path]], spool: Optional[Path], **overrides: object) -> Config:
     return make_config(config_files, spool_dir=str(spool) if spool else None, **overrides)
 
 
-def _printing(fn: Callable[[], None]) -> None:
+def _printing(fn: Callable[[], object]) -> None:
     """A reader that closes the pipe early (`| head`) is not an error."""
     try:
         fn()
@@ -239,8 +239,8 @@ def rejects_command(
                 typer.echo(f"... {len(records) - len(shown)} more: --limit 0 lists them all")
         else:
             columns = ["id", "stream", "line", "run_id", "rejected_at", "state", "reason", "latest_reason", "raw"]
-            rows = [(r.id, r.stream, r.line, r.run_id, r.rejected_at, r.state.value, r.reason, r.latest_reason, r.raw) for r in records]
-            write_records(columns, rows, out_format)
+            full = [(r.id, r.stream, r.line, r.run_id, r.rejected_at, r.state.value, r.reason, r.latest_reason, r.raw) for r in records]
+            write_records(columns, full, out_format)
 
     _printing(show)
     if listing.replayed and not include_replayed:

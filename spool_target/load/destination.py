@@ -370,6 +370,7 @@ def parse_destination(url: str, spool_dir: Path, *, oracle_configured: bool = Fa
 def open_destination(spec: DestinationSpec, config: object, log: object) -> Destination:
     """The destination object for ``spec`` (not connected yet)."""
     module_name = f"{__package__}.{spec.kind.value}"
+    factory: Callable[[DestinationSpec, object, object], Destination] | None
     try:
         factory = getattr(importlib.import_module(module_name), "open_destination", None)
     except ModuleNotFoundError as err:
@@ -381,7 +382,8 @@ def open_destination(spec: DestinationSpec, config: object, log: object) -> Dest
             f"the {spec.kind.value} destination is not available in this build of spool-target",
             hint="use a duckdb:// destination for now, or install a spool-target release with Oracle support",
         )
-    return factory(spec, config, log)
+    dest: Destination = factory(spec, config, log)
+    return dest
 
 
 def spec_from_config(config: Config, spool_root: Path) -> DestinationSpec:

@@ -34,7 +34,7 @@ SUMMARY_HEADERS = ("stream", "table", "outcome", "rows", "segments", "rejected",
 
 
 def summary_rows(report: LoadReport) -> list[tuple[str, ...]]:
-    rows = [
+    rows: list[tuple[str, ...]] = [
         (s.stream, s.table, s.outcome.value, f"{s.rows:,}", str(s.segments), str(s.rejected), f"{s.seconds:.1f}")
         for s in report.streams.values()
     ]

@@ -32,7 +32,7 @@ import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, BinaryIO, Callable
 
 import orjson
 
@@ -171,7 +171,7 @@ class _ManifestWatch:
         self.boundary += complete
         return any(marker in line for line in data[:complete].split(b"\n") for marker in self.WORK)
 
-    def _still_valid(self, fh: Any, st: os.stat_result) -> bool:
+    def _still_valid(self, fh: BinaryIO, st: os.stat_result) -> bool:
         """Is ``boundary`` still the end of a complete line of the same file?"""
         if self.boundary == 0:
             return True

@@ -23,6 +23,7 @@ import enum
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ..config import Config
 from ..errors import SpoolLocked, SpoolTargetError
@@ -176,7 +177,7 @@ def _compare_ledger(config: Config, layout: SpoolLayout, manifest: Manifest, log
     if spec.kind is DestinationKind.DUCKDB and ledger.state is DestinationState.NOT_CREATED:
         report.notes.append(f"{ledger.destination} does not exist yet: nothing loaded")
     # The ids the ledger uses: a segment's path, an ACTIVATE_VERSION's ``activate_version/<n>``.
-    entries = {item.path: e for e in manifest.entries if (item := _work_item(e)) is not None}
+    entries = {work.path: e for e in manifest.entries if (work := _work_item(e)) is not None}
     pruned = manifest.pruned
     for item, entry in sorted(ledger.entries.items()):
         mine = entries.get(item)
@@ -216,7 +217,7 @@ def _compare_ledger(config: Config, layout: SpoolLayout, manifest: Manifest, log
             )
 
 
-def _work_item(entry: dict) -> "Segment | ActivateVersion | None":
+def _work_item(entry: dict[str, Any]) -> "Segment | ActivateVersion | None":
     if entry["kind"] == "segment":
         return Segment.from_entry(entry)
     if entry["kind"] == "activate_version":
