@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from . import __version__
 from .config import SETTINGS
@@ -13,7 +14,7 @@ DESCRIPTION = (
 )
 
 
-def about_dict() -> dict:
+def about_dict() -> dict[str, Any]:
     return {
         "name": "target-spool",
         "description": DESCRIPTION,

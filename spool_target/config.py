@@ -33,7 +33,7 @@ def _bool(v: Any) -> bool:
     raise ValueError(f"expected true or false, got {v!r}")
 
 
-def _json_obj(v: Any) -> dict:
+def _json_obj(v: Any) -> dict[str, Any]:
     if isinstance(v, str):
         v = json.loads(v)
     if not isinstance(v, dict):

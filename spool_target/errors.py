@@ -71,11 +71,19 @@ class DestinationError(SpoolTargetError):
 
     exit_code = ExitCode.DESTINATION
 
+    def __init__(self, message: str, *, hint: str | None = None, detail: str = ""):
+        super().__init__(message, hint=hint)
+        self.detail = detail or message  # the database's own first line, for reports that name the step themselves
+
 
 class TransientDestinationError(SpoolTargetError):
     """The destination is unreachable or busy for now: retry with backoff."""
 
     exit_code = ExitCode.UNAVAILABLE
+
+    def __init__(self, message: str, *, hint: str | None = None, detail: str = ""):
+        super().__init__(message, hint=hint)
+        self.detail = detail or message  # the database's own first line, for reports that name the step themselves
 
 
 class DestinationUnavailable(SpoolTargetError):

@@ -2,48 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
-import typer
-
-from .. import __version__
-
-app = typer.Typer(
-    name="spool-target",
-    help=(
-        "A Singer target for Oracle that never loses records to an outage.\n\n"
-        "`ingest` spools Singer messages to local Parquet files and never touches the database; "
-        "`load` bulk-loads the spool into the destination exactly once, and `load --resume` "
-        "carries on after an outage or a crash.\n\n"
-        "Exit codes: 0 ok, 1 internal error, 2 usage or config error, 3 malformed input, "
-        "4 too many rejects, 5 spool error (disk full, locked, corrupt), 6 permanent destination "
-        "error, 75 destination unavailable (nothing lost: run `spool-target load --resume` later), "
-        "130 interrupted."
-    ),
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    rich_markup_mode=None,
-)
-
-
-def _version(value: bool) -> None:
-    if value:
-        typer.echo(f"spool-target {__version__}")
-        raise typer.Exit()
-
-
-@app.callback()
-def _root(
-    version: Optional[bool] = typer.Option(
-        None, "--version", callback=_version, is_eager=True, help="Print the version and exit."
-    ),
-) -> None:
-    pass
-
-
 # Each module registers its commands on ``app`` when imported.
-from . import ingest_cmd, load_cmd, ops_cmd, oracle_cmd  # noqa: E402,F401
+from . import ingest_cmd, load_cmd, ops_cmd, oracle_cmd  # noqa: F401
+from .app import app
+from .ingest_cmd import meltano_app
 
 
 def main() -> None:
@@ -52,6 +14,4 @@ def main() -> None:
 
 def meltano_main() -> None:
     """``target-spool``: the Meltano-style entry point, same as ``spool-target ingest``."""
-    from .ingest_cmd import meltano_app
-
     meltano_app()

@@ -16,8 +16,22 @@ import typer
 from ..config import Config, load_config
 from ..errors import ExitCode, SpoolTargetError
 from ..logs import Log
+from ..spool.ingest import IngestOptions
 
 T = TypeVar("T")
+
+
+def ingest_options(config: Config) -> IngestOptions:
+    """The ingest settings of ``config``, typed: what `ingest` and `rejects replay` run with."""
+    return IngestOptions(
+        spool_dir=Path(config.spool_dir),
+        flush_max_rows=config.flush_max_rows,
+        flush_max_bytes=config.flush_max_bytes,
+        flush_interval_seconds=config.flush_interval_seconds,
+        max_rejects=config.max_rejects,
+        min_free_disk_mb=config.min_free_disk_mb,
+        lock_wait_seconds=config.lock_wait_seconds,
+    )
 
 ConfigOption = typer.Option(
     None,

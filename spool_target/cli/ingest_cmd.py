@@ -5,15 +5,16 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 import typer
 
 from ..about import about_text
-from ..spool.ingest import IngestOptions, IngestSummary
+from ..logs import Log
+from ..spool.ingest import IngestSummary
 from ..spool.runs import ingest_with_run_file
-from . import app
-from .common import ConfigOption, LogFormatOption, QuietOption, SpoolOption, make_config, make_log, run_command
+from .app import app
+from .common import ingest_options, ConfigOption, LogFormatOption, QuietOption, SpoolOption, make_config, make_log, run_command
 
 InputOption = typer.Option(
     None,
@@ -52,15 +53,7 @@ def _run_ingest(
     progress = _terminal_progress() if log.interactive else None
 
     def work() -> IngestSummary:
-        options = IngestOptions(
-            spool_dir=Path(config.spool_dir),
-            flush_max_rows=config.flush_max_rows,
-            flush_max_bytes=config.flush_max_bytes,
-            flush_interval_seconds=config.flush_interval_seconds,
-            max_rejects=config.max_rejects,
-            min_free_disk_mb=config.min_free_disk_mb,
-            lock_wait_seconds=config.lock_wait_seconds,
-        )
+        options = ingest_options(config)
         if input_file is None:
             return ingest_with_run_file(options, log, sys.stdin.fileno(), out, progress)
         try:
@@ -91,7 +84,7 @@ def _run_ingest(
         loader.finish(log)
 
 
-def _terminal_progress():
+def _terminal_progress() -> Callable[[int, IngestSummary], None]:
     """A one-line status on stderr when it is a terminal, redrawn at most 4 times a second."""
     import time
 
@@ -118,7 +111,7 @@ def _terminal_progress():
     return show
 
 
-def _report(log, summary: IngestSummary, spool: Path) -> None:
+def _report(log: Log, summary: IngestSummary, spool: Path) -> None:
     from ..metrics import ingest_metrics
 
     ingest_metrics(log, summary)

@@ -12,7 +12,7 @@ from typing import Optional
 
 import typer
 
-from . import app
+from .app import app
 from .common import (
     ConfigOption,
     DestinationOption,
@@ -74,16 +74,16 @@ def load_command(
     )
     log = make_log(config, quiet)
     mode = RunMode.RESUME if resume else RunMode.FRESH
-    # --- ops (load --follow, retention): see spool_target/load/follow.py and spool/prune.py ---
+    # --- ops (load --follow, retention): see spool_target/ops/follow.py and ops/prune.py ---
     if follow or background_of is not None:
-        from ..load.follow import FollowOptions, follow_load
+        from ..ops.follow import FollowOptions, follow_load
 
         run_command(log, lambda: follow_load(config, log, mode, FollowOptions(until_idle, background_of=background_of)))
         return
     if until_idle is not None:
         run_command(log, lambda: _usage("--until-idle needs --follow"))
     run_command(log, lambda: run_load(config, log, mode))
-    from ..spool.prune import retention_prune
+    from ..ops.prune import retention_prune
 
     run_command(log, lambda: retention_prune(config, log))
 
@@ -106,7 +106,7 @@ def status_command(
 
     Works with the destination unreachable: it says so and shows the spool side.
     """
-    from ..load.status import render_status, spool_status
+    from ..ops.status import render_status, spool_status
 
     config = make_config(config_files, spool_dir=str(spool) if spool else None, destination=destination, log_format=log_format)
     log = make_log(config)

@@ -8,14 +8,17 @@ commands so that `ingest` never loads them.
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 import sys
 from pathlib import Path
 from typing import Callable, Optional
 
 import typer
 
-from . import app
+from ..config import Config
+from .app import app
 from .common import (
+    ingest_options,
     ConfigOption,
     DestinationOption,
     LogFormatOption,
@@ -40,11 +43,11 @@ FormatOption = typer.Option(
 OfflineOption = typer.Option(False, "--offline", help="Do not read the destination's ledger (segment state 'unknown').")
 
 
-def _config(config_files: Optional[list[Path]], spool: Optional[Path], **overrides: object):
+def _config(config_files: Optional[list[Path]], spool: Optional[Path], **overrides: object) -> Config:
     return make_config(config_files, spool_dir=str(spool) if spool else None, **overrides)
 
 
-def _printing(fn: Callable[[], None]) -> None:
+def _printing(fn: Callable[[], object]) -> None:
     """A reader that closes the pipe early (`| head`) is not an error."""
     try:
         fn()
@@ -71,7 +74,7 @@ def sql_command(
     only committed, unpruned segments, listed from the manifest. Example:
     spool-target sql 'SELECT count(*) FROM "public-users"'
     """
-    from ..inspect import connect_spool, run_query
+    from ..ops.views import connect_spool, run_query
 
     config = _config(config_files, spool, destination=destination, log_format=log_format)
     log = make_log(config)
@@ -106,7 +109,7 @@ def inspect_command(
     Views only (absolute paths; no data copied), the same as `spool-target
     sql` has; run it again after new segments are committed or pruned.
     """
-    from ..inspect import render_inspect, write_inspect_db
+    from ..ops.views import render_inspect, write_inspect_db
 
     config = _config(config_files, spool, destination=destination, log_format=log_format)
     log = make_log(config)
@@ -130,7 +133,7 @@ def verify_command(
     behind. Without --destination the ledger is checked when a destination is
     configured or the embedded DuckDB file exists.
     """
-    from ..verify import raise_for_problems, verify_spool
+    from ..ops.verify import raise_for_problems, verify_spool
 
     config = _config(config_files, spool, destination=destination, log_format=log_format)
     log = make_log(config)
@@ -166,7 +169,7 @@ def prune_command(
     """
     from ..config import parse_duration
     from ..errors import ConfigError
-    from ..spool.prune import PruneState, prune_spool
+    from ..ops.prune import PruneState, prune_spool
 
     config = _config(config_files, spool, destination=destination, log_format=log_format)
     log = make_log(config, quiet)
@@ -236,8 +239,8 @@ def rejects_command(
                 typer.echo(f"... {len(records) - len(shown)} more: --limit 0 lists them all")
         else:
             columns = ["id", "stream", "line", "run_id", "rejected_at", "state", "reason", "latest_reason", "raw"]
-            rows = [(r.id, r.stream, r.line, r.run_id, r.rejected_at, r.state.value, r.reason, r.latest_reason, r.raw) for r in records]
-            write_records(columns, rows, out_format)
+            full = [(r.id, r.stream, r.line, r.run_id, r.rejected_at, r.state.value, r.reason, r.latest_reason, r.raw) for r in records]
+            write_records(columns, full, out_format)
 
     _printing(show)
     if listing.replayed and not include_replayed:
@@ -271,20 +274,11 @@ def replay_command(
     outcomes are journaled in replays/, and a replay killed midway is settled
     by the next one without losing or duplicating a record.
     """
-    from ..spool.ingest import IngestOptions
-    from ..spool.replay import replay_rejects
+    from ..ops.replay import replay_rejects
 
     config = _config(config_files, spool, log_format=log_format)
     log = make_log(config, quiet)
-    options = IngestOptions(
-        spool_dir=Path(config.spool_dir),
-        flush_max_rows=config.flush_max_rows,
-        flush_max_bytes=config.flush_max_bytes,
-        flush_interval_seconds=config.flush_interval_seconds,
-        max_rejects=None,
-        min_free_disk_mb=config.min_free_disk_mb,
-        lock_wait_seconds=config.lock_wait_seconds,
-    )
+    options = replace(ingest_options(config), max_rejects=None)
     report = run_command(log, lambda: replay_rejects(options, log, stream=stream, schema_file=schema))
     if not report.streams:
         typer.echo("nothing to replay: no open rejects" + (f" for stream {stream!r}" if stream else ""))

@@ -12,7 +12,7 @@ from typing import Optional
 
 import typer
 
-from . import app
+from .app import app
 from .common import (
     ConfigOption,
     JsonOption,

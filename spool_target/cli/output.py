@@ -20,6 +20,8 @@ from typing import Any, Iterable, Iterator, TextIO
 import orjson
 import pyarrow as pa
 
+from ..render import text_table
+
 
 NUMERIC_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER",
                  "UBIGINT", "UHUGEINT", "FLOAT", "DOUBLE", "DECIMAL")
@@ -90,7 +92,6 @@ def write_rows(columns: list[str], types: list[str], batches: Iterable[pa.Record
     else:
         cells = [tuple(_text(v).replace("\n", "\\n") for v in row) for row in _rows(batches)]
         count = len(cells)
-        from ..load.progress import text_table  # the load package stays unimported by `ingest` (I3)
 
         numeric = {i for i, t in enumerate(types) if t.upper().startswith(NUMERIC_TYPES)}
         if fmt is Format.MARKDOWN:

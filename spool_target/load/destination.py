@@ -26,7 +26,9 @@ error at all (a bug).
 
 Destinations are chosen by URL (``parse_destination``) and opened with
 ``open_destination``; a destination module exposes
-``open_destination(spec, config, log) -> Destination``.
+``open_destination(spec, config, log) -> Destination``. Every command
+that talks to the configured destination goes through
+``destination_from_config``, the one place that reads which one it is.
 """
 
 from __future__ import annotations
@@ -43,7 +45,9 @@ from urllib.parse import unquote, urlsplit
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ..config import Config
 from ..errors import ConfigError, SpoolTargetError
+from ..logs import Log
 from ..naming import NamingRules, TableRef
 from ..schema import widen
 
@@ -366,6 +370,7 @@ def parse_destination(url: str, spool_dir: Path, *, oracle_configured: bool = Fa
 def open_destination(spec: DestinationSpec, config: object, log: object) -> Destination:
     """The destination object for ``spec`` (not connected yet)."""
     module_name = f"{__package__}.{spec.kind.value}"
+    factory: Callable[[DestinationSpec, object, object], Destination] | None
     try:
         factory = getattr(importlib.import_module(module_name), "open_destination", None)
     except ModuleNotFoundError as err:
@@ -377,4 +382,16 @@ def open_destination(spec: DestinationSpec, config: object, log: object) -> Dest
             f"the {spec.kind.value} destination is not available in this build of spool-target",
             hint="use a duckdb:// destination for now, or install a spool-target release with Oracle support",
         )
-    return factory(spec, config, log)
+    dest: Destination = factory(spec, config, log)
+    return dest
+
+
+def spec_from_config(config: Config, spool_root: Path) -> DestinationSpec:
+    """The configured destination: ``destination``, else Oracle if ``dsn`` or ``host`` is set, else the embedded DuckDB file."""
+    return parse_destination(config.destination, spool_root, oracle_configured=bool(config.dsn or config.host))
+
+
+def destination_from_config(config: Config, spool_root: Path, log: Log) -> tuple[DestinationSpec, Destination]:
+    """The configured destination, opened (not connected yet), with the spec it came from."""
+    spec = spec_from_config(config, spool_root)
+    return spec, open_destination(spec, config, log)

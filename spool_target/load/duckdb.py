@@ -97,6 +97,7 @@ def open_destination(spec: DestinationSpec, config: Any, log: Any) -> "DuckDBDes
 
 class DuckDBDestination(Destination):
     rules = DUCKDB
+    default_schema: str  # DuckDB always has one: main
 
     def __init__(self, path: Path, default_schema: str | None = None, compression: Compression = Compression.FAST):
         self.path = Path(path)

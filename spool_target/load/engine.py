@@ -66,8 +66,7 @@ from .destination import (
     SourceColumn,
     AlreadyLoaded,
     WriteMode,
-    open_destination,
-    parse_destination,
+    destination_from_config,
 )
 from .plan import (
     RunPlan,
@@ -84,7 +83,7 @@ from .plan import (
 )
 from .progress import Reporter, make_reporter
 from .report import LoadReport, RunState, StreamOutcome, StreamReport, new_run_id, previous_run, write_run_file
-from .retry import Backoff
+from .retry import Backoff, guarded, with_retries
 
 T = TypeVar("T")
 
@@ -128,12 +127,11 @@ def checkpoint(point: str) -> None:
 def run_load(config: Config, log: Log, mode: RunMode) -> LoadReport:
     """``spool-target load``: everything pending in the spool, into the configured destination."""
     layout = require_spool(config.spool_dir)
-    spec = parse_destination(config.destination, layout.root, oracle_configured=bool(config.dsn or config.host))
+    spec, destination = destination_from_config(config, layout.root, log)
     if spec.implicit:
         log.info(f"no destination configured: loading into the embedded DuckDB file {spec.path}")
     else:
         log.info(f"loading spool {layout.root} into {spec.describe()}")
-    destination = open_destination(spec, config, log)
     with SpoolLock(layout.root / "load.lock", "load"):
         engine = LoadEngine(layout, destination, config, LoadOptions.from_config(config, mode), log, make_reporter(log))
         return engine.run()
@@ -217,21 +215,16 @@ class LoadEngine:
         return self.report
 
     def _with_retries(self, fn: Callable[[], T]) -> T:
-        while True:
-            try:
-                return fn()
-            except TransientDestinationError as err:
-                self.dest.close()
-                delay = self.backoff.next_delay()
-                if delay is None:
-                    raise self._unavailable(err) from err
-                self.log.warning(
-                    f"destination unavailable, retrying in {delay:.1f}s: {err.message}",
-                    attempt=self.backoff.attempts,
-                    waited_seconds=round(self.backoff.waited, 1),
-                    max_wait_seconds=self.opt.max_wait,
-                )
-                self.sleep(delay)
+        def retrying(err: TransientDestinationError, delay: float) -> None:
+            self.log.warning(
+                f"destination unavailable, retrying in {delay:.1f}s: {err.message}",
+                attempt=self.backoff.attempts,
+                waited_seconds=round(self.backoff.waited, 1),
+                max_wait_seconds=self.opt.max_wait,
+            )
+
+        return with_retries(fn, self.backoff, gave_up=self._unavailable, retrying=retrying,
+                            sleep=self.sleep, after_failure=self.dest.close)
 
     def _unavailable(self, err: TransientDestinationError) -> DestinationUnavailable:
         segments, rows = pending_totals(self.manifest, self.ledger or {}, self.manifest.streams())
@@ -574,22 +567,7 @@ class LoadEngine:
 
     # ----- errors -----------------------------------------------------------
     def _guard(self, what: str, fn: Callable[[], T]) -> T:
-        """Run a destination call; turn its native errors into ours, classified."""
-        try:
-            return fn()
-        except SpoolTargetError:
-            raise
-        except Exception as exc:
-            failure = self.dest.classify(exc)
-            if failure is None:
-                raise  # not a database error: a bug, reported with its traceback
-            if failure.kind is FailureKind.INTERRUPTED:
-                raise KeyboardInterrupt(what) from exc
-            detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            if failure.kind is FailureKind.TRANSIENT:
-                why = f" ({failure.hint})" if failure.hint else ""  # e.g. Oracle's DPY-6005 says "cannot connect", not why
-                raise TransientDestinationError(f"{what}: {detail}{why}") from exc
-            raise DestinationError(f"{what} failed: {detail}", hint=failure.hint) from exc
+        return guarded(self.dest, what, fn)
 
     def _warn_once(self, stream: str, topic: str, text: str) -> None:
         if (stream, topic) not in self._warned:

@@ -10,12 +10,13 @@ outage (``max_wait``) and then refuses to guess; the others say "unknown".
 
 from __future__ import annotations
 
+import enum
 import time
 from dataclasses import dataclass, field
 from typing import Callable
 
 from ..config import Config
-from ..errors import DestinationError, SpoolTargetError
+from ..errors import TransientDestinationError
 from ..logs import Log
 from ..spool.layout import SpoolLayout
 from ..spool.manifest import utc_now_iso
@@ -23,14 +24,16 @@ from .destination import (
     SEGMENT_LEDGER_KINDS,
     Access,
     DestinationMissing,
-    DestinationSpec,
-    FailureKind,
     LedgerEntry,
-    open_destination,
-    parse_destination,
+    destination_from_config,
 )
-from .retry import Backoff
-from .status import DestinationState
+from .retry import Backoff, guarded, with_retries
+
+
+class DestinationState(enum.Enum):
+    REACHABLE = "reachable"
+    NOT_CREATED = "not created"  # never loaded into: everything is pending
+    UNREACHABLE = "unreachable"  # loaded/pending unknown; see last_load
 
 
 @dataclass
@@ -52,10 +55,6 @@ class LedgerSnapshot:
         return entry is not None and entry.kind in SEGMENT_LEDGER_KINDS and entry.rows == rows
 
 
-def destination_spec(config: Config, layout: SpoolLayout) -> DestinationSpec:
-    return parse_destination(config.destination, layout.root, oracle_configured=bool(config.dsn or config.host))
-
-
 def read_ledger_snapshot(
     config: Config,
     layout: SpoolLayout,
@@ -71,29 +70,32 @@ def read_ledger_snapshot(
     then give UNREACHABLE. A permanent one (bad credentials) raises
     DestinationError with the destination's advice.
     """
-    spec = destination_spec(config, layout)
-    dest = open_destination(spec, config, log)
+    _, dest = destination_from_config(config, layout.root, log)
     backoff = Backoff(max_wait, cap=5.0)
-    while True:
+    what = f"reading the load ledger of {dest.label}"
+
+    def read() -> LedgerSnapshot:
         try:
-            dest.connect(Access.READ_ONLY)
-            entries = dest.read_ledger(spool_id)
+            guarded(dest, what, lambda: dest.connect(Access.READ_ONLY))
+            entries = guarded(dest, what, lambda: dest.read_ledger(spool_id))
             return LedgerSnapshot(dest.label, DestinationState.REACHABLE, entries, read_at=utc_now_iso())
         except DestinationMissing:
             return LedgerSnapshot(dest.label, DestinationState.NOT_CREATED, read_at=utc_now_iso())
-        except SpoolTargetError:
-            raise
-        except Exception as exc:
-            failure = dest.classify(exc)
-            if failure is None:
-                raise  # not a database error: a bug
-            detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            if failure.kind is FailureKind.PERMANENT:
-                raise DestinationError(f"reading the load ledger of {dest.label} failed: {detail}", hint=failure.hint) from exc
-            delay = backoff.next_delay()
-            if delay is None:
-                return LedgerSnapshot(dest.label, DestinationState.UNREACHABLE, error=detail, read_at=utc_now_iso())
-            log.warning(f"destination busy or unavailable, retrying in {delay:.1f}s: {detail}", destination=dest.label)
-            sleep(delay)
         finally:
             dest.close()
+
+    def retrying(err: TransientDestinationError, delay: float) -> None:
+        log.warning(f"destination busy or unavailable, retrying in {delay:.1f}s: {err.detail}", destination=dest.label)
+
+    try:
+        return with_retries(read, backoff, gave_up=_GaveUp, retrying=retrying, sleep=sleep)
+    except _GaveUp as gone:
+        return LedgerSnapshot(dest.label, DestinationState.UNREACHABLE, error=gone.detail, read_at=utc_now_iso())
+
+
+class _GaveUp(Exception):
+    """The retry budget ran out: the snapshot says UNREACHABLE instead of failing."""
+
+    def __init__(self, err: TransientDestinationError):
+        super().__init__(err.message)
+        self.detail = err.detail

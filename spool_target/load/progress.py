@@ -12,6 +12,7 @@ import time
 from typing import Any, Protocol
 
 from ..logs import Log
+from ..render import text_table
 from ..metrics import load_metrics
 from .destination import ActivateStep, LoadUnit
 from .report import LoadReport, StreamReport
@@ -33,7 +34,7 @@ SUMMARY_HEADERS = ("stream", "table", "outcome", "rows", "segments", "rejected",
 
 
 def summary_rows(report: LoadReport) -> list[tuple[str, ...]]:
-    rows = [
+    rows: list[tuple[str, ...]] = [
         (s.stream, s.table, s.outcome.value, f"{s.rows:,}", str(s.segments), str(s.rejected), f"{s.seconds:.1f}")
         for s in report.streams.values()
     ]
@@ -94,16 +95,6 @@ def _summary_fields(s: StreamReport) -> dict[str, Any]:
         "seconds": round(s.seconds, 3),
         **({"error": s.error} if s.error else {}),
     }
-
-
-def text_table(headers: tuple[str, ...], rows: list[tuple[str, ...]], *, numeric: set[int]) -> list[str]:
-    """A plain aligned table; ``numeric`` columns are right-aligned."""
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
-
-    def fmt(cells: tuple[str, ...]) -> str:
-        return "  ".join(c.rjust(w) if i in numeric else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
-
-    return [fmt(headers), fmt(tuple("-" * w for w in widths)), *(fmt(r) for r in rows)]
 
 
 class _ConsoleStream:

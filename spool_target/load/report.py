@@ -126,7 +126,9 @@ def previous_run(layout: SpoolLayout) -> dict[str, Any] | None:
     files = sorted(layout.runs.glob("load-*.json"))
     for path in reversed(files):
         try:
-            return json.loads(path.read_text())
+            data = json.loads(path.read_text())
         except (OSError, ValueError):
             continue  # unreadable: try an older one; this is only for reporting
+        if isinstance(data, dict):
+            return data
     return None

@@ -1,7 +1,15 @@
-"""When to try again: exponential backoff with full jitter, within a time budget.
+"""When to try again, and what a destination's native error means: the one
+retry-and-translate helper of every command that talks to a destination.
 
-Only the *policy* lives here. Whether an error is transient is the
-destination's call (``Destination.classify``); what to retry is the engine's.
+``Backoff`` is the policy: exponential backoff with full jitter, within a
+time budget. ``guarded`` runs one destination call and turns its native
+errors into ours, as the destination classifies them (``Destination.classify``):
+``TransientDestinationError`` (retry), ``DestinationError`` (permanent) or
+``KeyboardInterrupt`` (the user's Ctrl-C reached the database call); anything
+the destination does not recognise is a bug and propagates unchanged.
+``with_retries`` retries a callable through transient errors until the
+budget is spent. The engine, the ledger reader, ``check`` and ``status``
+use these; none has a loop or a classification of its own.
 
 An outage's budget starts at its first failure and is reset by any success,
 so a long load survives several short outages, and one outage longer than
@@ -13,7 +21,12 @@ from __future__ import annotations
 import random
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, TypeVar
+
+from ..errors import DestinationError, SpoolTargetError, TransientDestinationError
+from .destination import Destination, FailureKind
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -50,3 +63,51 @@ class Backoff:
         # small floor, so a tight loop cannot hammer a busy lock.
         delay = max(0.05, self.rng.uniform(0, ceiling))
         return min(delay, remaining)
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of a native error's text (drivers append pages of context), or its type."""
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+def guarded(dest: Destination, what: str, fn: Callable[[], T]) -> T:
+    """Run a destination call; turn its native errors into ours, classified. ``what`` names the step."""
+    try:
+        return fn()
+    except SpoolTargetError:
+        raise
+    except Exception as exc:
+        failure = dest.classify(exc)
+        if failure is None:
+            raise  # not a database error: a bug, reported with its traceback
+        if failure.kind is FailureKind.INTERRUPTED:
+            raise KeyboardInterrupt(what) from exc
+        detail = first_line(exc)
+        if failure.kind is FailureKind.TRANSIENT:
+            why = f" ({failure.hint})" if failure.hint else ""  # e.g. Oracle's DPY-6005 says "cannot connect", not why
+            raise TransientDestinationError(f"{what}: {detail}{why}", detail=detail) from exc
+        raise DestinationError(f"{what} failed: {detail}", hint=failure.hint, detail=detail) from exc
+
+
+def with_retries(
+    fn: Callable[[], T],
+    backoff: Backoff,
+    *,
+    gave_up: Callable[[TransientDestinationError], BaseException],
+    retrying: Callable[[TransientDestinationError, float], None],
+    sleep: Callable[[float], None] = time.sleep,
+    after_failure: Callable[[], None] = lambda: None,
+) -> T:
+    """``fn()``, again after each transient error (``after_failure`` first, then
+    ``retrying`` is told the delay), until ``backoff``'s budget is spent: then
+    the exception ``gave_up`` makes is raised."""
+    while True:
+        try:
+            return fn()
+        except TransientDestinationError as err:
+            after_failure()
+            delay = backoff.next_delay()
+            if delay is None:
+                raise gave_up(err) from err
+            retrying(err, delay)
+            sleep(delay)

@@ -34,7 +34,7 @@ class LoaderOutcome(enum.Enum):
 
 
 class BackgroundLoader:
-    def __init__(self, proc: subprocess.Popen):
+    def __init__(self, proc: subprocess.Popen[bytes]):
         self.proc = proc
 
     @classmethod

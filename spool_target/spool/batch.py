@@ -31,7 +31,7 @@ def _local_path(uri: Any, line: int) -> Path:
     return Path(unquote(parsed.path))
 
 
-def iter_batch_records(msg: dict, line: int) -> Iterator[bytes]:
+def iter_batch_records(msg: dict[str, Any], line: int) -> Iterator[bytes]:
     encoding = msg.get("encoding") or {}
     if not isinstance(encoding, dict):
         raise InputError("BATCH 'encoding' must be an object", line=line)

@@ -245,7 +245,7 @@ class Ingester:
         self._pending_state: Any = None
         self._have_pending_state = False
         self._last_emitted: bytes | None = None
-        self._jobs: queue.Queue = queue.Queue(maxsize=2)
+        self._jobs: queue.Queue[Any] = queue.Queue(maxsize=2)
         self._ready_states: collections.deque[bytes] = collections.deque()
         self._failure: BaseException | None = None
         self._last_flush = time.monotonic()
@@ -512,7 +512,7 @@ class Ingester:
             self._have_pending_state = False
 
     # ----- message handlers ----------------------------------------------
-    def _on_schema(self, msg: dict, line: int) -> None:
+    def _on_schema(self, msg: dict[str, Any], line: int) -> None:
         stream = _stream_of(msg, line)
         schema = parse_schema_message(
             stream, msg.get("schema"), msg.get("key_properties"), msg.get("bookmark_properties"), line=line
@@ -526,7 +526,7 @@ class Ingester:
         self.decoders[stream] = RecordDecoder(schema)
         self.summary.streams.setdefault(stream, StreamStats())
 
-    def _on_activate_version(self, msg: dict, line: int) -> None:
+    def _on_activate_version(self, msg: dict[str, Any], line: int) -> None:
         stream = _stream_of(msg, line)
         version = msg.get("version")
         if not isinstance(version, int) or isinstance(version, bool):
@@ -540,7 +540,7 @@ class Ingester:
         self._flush(stream)
         self._submit(_ActivateJob(stream, version))
 
-    def _on_state(self, msg: dict, raw: bytes, line: int) -> None:
+    def _on_state(self, msg: dict[str, Any], raw: bytes, line: int) -> None:
         if "value" not in msg:
             raise InputError("STATE message has no 'value'", line=line)
         self._pending_state = state_value_text(raw)
@@ -548,7 +548,7 @@ class Ingester:
         if not self.buffers:
             self._full_flush_point()
 
-    def _unknown_record_stream(self, msg: dict, line: int) -> InputError:
+    def _unknown_record_stream(self, msg: dict[str, Any], line: int) -> InputError:
         stream = msg.get("stream")
         if not isinstance(stream, str):
             return InputError("RECORD message has no 'stream' name", line=line)
@@ -558,7 +558,7 @@ class Ingester:
             hint="the tap must send a SCHEMA message for each stream before its records",
         )
 
-    def _on_batch(self, msg: dict, line: int) -> None:
+    def _on_batch(self, msg: dict[str, Any], line: int) -> None:
         stream = _stream_of(msg, line)
         if stream not in self.schemas:
             raise InputError(f"BATCH for stream {stream!r} arrived before its SCHEMA", line=line)
@@ -723,7 +723,7 @@ class Ingester:
         return line_chunks(fd, idle_wait, self._tick)
 
 
-def _stream_of(msg: dict, line: int) -> str:
+def _stream_of(msg: dict[str, Any], line: int) -> str:
     stream = msg.get("stream")
     if not isinstance(stream, str) or not stream:
         raise InputError(f"{msg.get('type')} message needs a non-empty 'stream' name", line=line)

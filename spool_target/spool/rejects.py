@@ -17,7 +17,7 @@ to ``replays/resolved.jsonl``, one JSON object per line::
 
 The latest entry per id wins, and ``replayed`` is final: that record is in a
 committed segment of the replay run. The ``rejects`` view of ``spool-target
-sql`` reads the same files the same way (see ``inspect.py``).
+sql`` reads the same files the same way (see ``ops/views.py``).
 """
 
 from __future__ import annotations

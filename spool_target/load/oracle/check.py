@@ -16,10 +16,11 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ...config import Config
-from ...errors import ConfigError, DestinationError, DestinationUnavailable
+from ...errors import ConfigError, DestinationUnavailable, TransientDestinationError
 from ...logs import Log
-from ..destination import Access, DestinationKind, DestinationMissing, FailureKind, parse_destination
-from ..retry import Backoff
+from ...render import text_table
+from ..destination import Access, DestinationKind, DestinationMissing, parse_destination
+from ..retry import Backoff, guarded, with_retries
 from .connect import settings_from
 from .destination import OracleDestination
 
@@ -54,8 +55,6 @@ class CheckReport:
         return {"destination": self.destination, "ok": self.ok, "items": [vars(i) for i in self.items]}
 
     def render(self) -> str:
-        from ..progress import text_table
-
         rows = [(i.name, i.value, {True: "ok", False: "MISSING", None: ""}[i.ok]) for i in self.items]
         lines = [f"destination {self.destination}", "", *text_table(("check", "value", "status"), rows, numeric=set())]
         advice = [f"- {i.name}: {i.advice}" for i in self.items if i.ok is False and i.advice]
@@ -67,25 +66,19 @@ class CheckReport:
 def connect_with_retries(dest: OracleDestination, max_wait: float, log: Log, sleep: Callable[[float], None] = time.sleep) -> None:
     """The load's policy: transient errors back off until ``max_wait``; permanent ones fail at once."""
     backoff = Backoff(max_wait)
-    while True:
-        try:
-            dest.connect(Access.READ_ONLY)
-            return
-        except Exception as exc:
-            failure = dest.classify(exc)
-            if failure is None:
-                raise
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            if failure.kind is FailureKind.PERMANENT:
-                raise DestinationError(f"connecting to {dest.label} failed: {first}", hint=failure.hint) from exc
-            delay = backoff.next_delay()
-            if delay is None:
-                raise DestinationUnavailable(
-                    f"{dest.label} is still unavailable after {backoff.waited:.0f}s of retries ({first})",
-                    hint="check that the database and its listener are up and reachable; --max-wait sets how long to retry",
-                ) from exc
-            log.warning(f"destination unavailable, retrying in {delay:.1f}s: {first}", attempt=backoff.attempts)
-            sleep(delay)
+
+    def gave_up(err: TransientDestinationError) -> DestinationUnavailable:
+        return DestinationUnavailable(
+            f"{dest.label} is still unavailable after {backoff.waited:.0f}s of retries ({err.detail})",
+            hint="check that the database and its listener are up and reachable; --max-wait sets how long to retry",
+        )
+
+    def retrying(err: TransientDestinationError, delay: float) -> None:
+        log.warning(f"destination unavailable, retrying in {delay:.1f}s: {err.detail}", attempt=backoff.attempts)
+
+    what = f"connecting to {dest.label}"
+    with_retries(lambda: guarded(dest, what, lambda: dest.connect(Access.READ_ONLY)), backoff,
+                 gave_up=gave_up, retrying=retrying, sleep=sleep)
 
 
 def run_check(config: Config, log: Log) -> CheckReport:

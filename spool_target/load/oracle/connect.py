@@ -100,7 +100,7 @@ def _dsn_label(dsn: str) -> str:
 def settings_from(spec: Any, config: Any) -> ConnectSettings:
     """Resolve where and as whom to connect from a DestinationSpec and the Config."""
     user = (getattr(spec, "user", "") or config.user or "").strip()
-    common = dict(
+    common: dict[str, Any] = dict(  # Config's values are Any until the edge types them (OracleOptions)
         config_dir=config.config_dir or None,
         wallet_location=config.wallet_location or None,
         thick_mode=bool(config.thick_mode),
@@ -228,7 +228,8 @@ def _with_thread(fn: Callable[[], T], seconds: float, what: str) -> T:
         raise OracleConnectTimeout(f"{what}: no answer within {seconds:g}s (connect_timeout)")
     if "error" in box:
         raise box["error"]
-    return box["result"]
+    result: T = box["result"]
+    return result
 
 
 def open_connection(settings: ConnectSettings) -> Any:

@@ -495,7 +495,12 @@ class OracleDestination(Destination):
                 state.inserted[feed.run] += count
 
     def _check_counts(self, prog: UnitProgram, state: _UnitState, unit: LoadUnit) -> None:
-        counted = {a.run for a in prog.work if (isinstance(a, Feed) and a.counted) or (isinstance(a, Exec) and a.run is not None)}
+        counted: set[int] = set()
+        for a in prog.work:
+            if isinstance(a, Feed) and a.counted:
+                counted.add(a.run)
+            elif isinstance(a, Exec) and a.run is not None:
+                counted.add(a.run)
         for run in counted - state.unknown:
             expected = prog.run_rows[run] - state.rejected[run]
             if state.inserted[run] != expected:

@@ -86,7 +86,7 @@ class Session(abc.ABC):
     def tables_like(self, owner: str | None, pattern: str) -> list[str]: ...
 
     @abc.abstractmethod
-    def query(self, sql: str, params: Sequence[Any] = (), *, reads: tuple[str | None, str] | None = None) -> list[tuple]:
+    def query(self, sql: str, params: Sequence[Any] = (), *, reads: tuple[str | None, str] | None = None) -> list[tuple[Any, ...]]:
         """Rows of a SELECT; ``reads``: the (owner, table) it reads, for a recording's sake."""
 
     # ---- work ------------------------------------------------------------------------
@@ -94,7 +94,7 @@ class Session(abc.ABC):
     def execute(self, stmt: Statement, params: Sequence[Any] = ()) -> Outcome: ...
 
     @abc.abstractmethod
-    def executemany(self, stmt: Statement, rows: list[tuple]) -> int: ...
+    def executemany(self, stmt: Statement, rows: list[tuple[Any, ...]]) -> int: ...
 
     @abc.abstractmethod
     def feed(self, feed: Any, batches: Iterable[pa.Table], *, batch_rows: int) -> int | None:
@@ -177,10 +177,11 @@ class DriverSession(Session):
     def tables_like(self, owner: str | None, pattern: str) -> list[str]:
         return [r[0] for r in self.query(OracleSQL.STAGING_TABLES, [owner, pattern])]
 
-    def query(self, sql: str, params: Sequence[Any] = (), *, reads: tuple[str | None, str] | None = None) -> list[tuple]:
+    def query(self, sql: str, params: Sequence[Any] = (), *, reads: tuple[str | None, str] | None = None) -> list[tuple[Any, ...]]:
         with self._conn.cursor() as cur:
             cur.execute(sql, list(params))
-            return cur.fetchall()
+            rows: list[tuple[Any, ...]] = cur.fetchall()
+            return rows
 
     # ---- work ----------------------------------------------------------------------
     def execute(self, stmt: Statement, params: Sequence[Any] = ()) -> Outcome:
@@ -203,10 +204,11 @@ class DriverSession(Session):
                 raise
             return Outcome(cur.rowcount)
 
-    def executemany(self, stmt: Statement, rows: list[tuple]) -> int:
+    def executemany(self, stmt: Statement, rows: list[tuple[Any, ...]]) -> int:
         with self._conn.cursor() as cur:
             cur.executemany(stmt.sql, rows)
-            return cur.rowcount
+            count: int = cur.rowcount
+            return count
 
     def feed(self, feed: Any, batches: Iterable[pa.Table], *, batch_rows: int) -> int | None:
         inserted = 0
@@ -366,7 +368,7 @@ class RecordingSession(Session):
     def tables_like(self, owner: str | None, pattern: str) -> list[str]:
         return self.real.tables_like(owner, pattern) if self.real is not None else []
 
-    def query(self, sql: str, params: Sequence[Any] = (), *, reads: tuple[str | None, str] | None = None) -> list[tuple]:
+    def query(self, sql: str, params: Sequence[Any] = (), *, reads: tuple[str | None, str] | None = None) -> list[tuple[Any, ...]]:
         if reads is not None:
             t = self._table(*reads)
             if t is None or t.created:
@@ -388,7 +390,7 @@ class RecordingSession(Session):
             return Outcome(None, done=error)
         raise RecordedError(f"{error}: the simulated catalog refuses: {stmt.sql.splitlines()[0]}")
 
-    def executemany(self, stmt: Statement, rows: list[tuple]) -> int:
+    def executemany(self, stmt: Statement, rows: list[tuple[Any, ...]]) -> int:
         values = [f"  ({', '.join(_literal(v) for v in r)})" for r in rows]
         self._emit(render(Statement(stmt.sql, note=stmt.note)), f"executemany, {len(rows)} row(s) of binds:", *values)
         return len(rows)

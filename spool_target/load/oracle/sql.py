@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Callable, Sequence
 
 from ...naming import NamingRules, TableRef
 from .binds import BindColumn
@@ -136,7 +136,7 @@ def from_stage(alias: str, col: StagedColumn, quote) -> str:  # type: ignore[no-
 class OracleSQL:
     rules: NamingRules
     default_schema: str | None  # schema of the ledger, staging tables and unqualified tables
-    q: object = field(init=False, repr=False)
+    q: Callable[[str], str] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.q = self.rules.quote

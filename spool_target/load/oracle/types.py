@@ -398,7 +398,7 @@ class OracleTypes:
         budget = INDEX_KEY_BYTES - INDEX_ENTRY_OVERHEAD - len(keys) - fixed
         if unsized:
             chars = min(self.settings.varchar_length, self.string_limit)
-            if self.index_bytes(parse_type(f"VARCHAR2({chars} CHAR)")) * len(unsized) > budget:
+            if (self.index_bytes(parse_type(f"VARCHAR2({chars} CHAR)")) or 0) * len(unsized) > budget:
                 chars = min(chars, budget // len(unsized) // self.features.bytes_per_char)
             if chars < 1:
                 budget = -1

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import timezone
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 from ...errors import DestinationError
 from ..destination import ActivateStep, ColumnInfo, DeleteMode, LedgerRow, LoadUnit, SegmentStep, WriteMode
@@ -48,7 +48,7 @@ NUMBER_TEXT_BYTES = 4000  # a decimal as sent, staged for direct path (TYPING_SP
 @dataclass(frozen=True)
 class Exec:
     stmt: Statement
-    params: tuple = ()
+    params: tuple[Any, ...] = ()
     run: int | None = None  # an INSERT whose row count must match its run's rows
 
 

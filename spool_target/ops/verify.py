@@ -23,12 +23,13 @@ import enum
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from .config import Config
-from .errors import SpoolLocked, SpoolTargetError
-from .logs import Log
-from .spool.layout import SpoolLayout, SpoolLock, require_spool
-from .spool.manifest import ActivateVersion, Manifest, Segment, read_manifest
+from ..config import Config
+from ..errors import SpoolLocked, SpoolTargetError
+from ..logs import Log
+from ..spool.layout import SpoolLayout, SpoolLock, require_spool
+from ..spool.manifest import ActivateVersion, Manifest, Segment, read_manifest
 
 
 class Check(enum.Enum):
@@ -80,7 +81,7 @@ def verify_spool(config: Config, log: Log, *, check_destination: bool | None = N
     """``check_destination``: True checks the configured destination (unreachable
     is a problem); None checks it only if one is configured or the embedded
     DuckDB file exists; False skips it."""
-    from .load.plan import verify_segment  # the loader's own check, so verify says what load would say
+    from ..load.plan import verify_segment  # the loader's own check, so verify says what load would say
 
     layout = require_spool(config.spool_dir)
     ingest_running = _ingest_running(layout)
@@ -156,11 +157,11 @@ def _unaccounted_files(layout: SpoolLayout, manifest: Manifest, committed: set[s
 
 
 def _compare_ledger(config: Config, layout: SpoolLayout, manifest: Manifest, log: Log, report: VerifyReport, *, required: bool) -> None:
-    from .load.destination import SEGMENT_LEDGER_KINDS, DestinationKind
-    from .load.ledger import destination_spec, read_ledger_snapshot
-    from .load.status import DestinationState
+    from ..load.destination import SEGMENT_LEDGER_KINDS, DestinationKind, spec_from_config
+    from ..load.ledger import read_ledger_snapshot
+    from ..load.ledger import DestinationState
 
-    spec = destination_spec(config, layout)
+    spec = spec_from_config(config, layout.root)
     if not required and spec.implicit and spec.path is not None and not spec.path.exists():
         report.notes.append("no destination configured and nothing loaded into the embedded DuckDB file: ledger not compared")
         return
@@ -176,7 +177,7 @@ def _compare_ledger(config: Config, layout: SpoolLayout, manifest: Manifest, log
     if spec.kind is DestinationKind.DUCKDB and ledger.state is DestinationState.NOT_CREATED:
         report.notes.append(f"{ledger.destination} does not exist yet: nothing loaded")
     # The ids the ledger uses: a segment's path, an ACTIVATE_VERSION's ``activate_version/<n>``.
-    entries = {item.path: e for e in manifest.entries if (item := _work_item(e)) is not None}
+    entries = {work.path: e for e in manifest.entries if (work := _work_item(e)) is not None}
     pruned = manifest.pruned
     for item, entry in sorted(ledger.entries.items()):
         mine = entries.get(item)
@@ -216,7 +217,7 @@ def _compare_ledger(config: Config, layout: SpoolLayout, manifest: Manifest, log
             )
 
 
-def _work_item(entry: dict) -> "Segment | ActivateVersion | None":
+def _work_item(entry: dict[str, Any]) -> "Segment | ActivateVersion | None":
     if entry["kind"] == "segment":
         return Segment.from_entry(entry)
     if entry["kind"] == "activate_version":
@@ -227,7 +228,7 @@ def _work_item(entry: dict) -> "Segment | ActivateVersion | None":
 def raise_for_problems(report: VerifyReport) -> None:
     """Exit 5 for anything wrong with the spool or the ledger; 75 when the
     only trouble is a destination that could not be read."""
-    from .errors import DestinationUnavailable, SpoolError
+    from ..errors import DestinationUnavailable, SpoolError
 
     if report.ok:
         return

@@ -34,18 +34,18 @@ from typing import TYPE_CHECKING, Iterator
 import duckdb
 import pyarrow as pa
 
-from .config import Config
-from .errors import ConfigError, SpoolError
-from .logs import Log
-from .schema import StreamSchema
-from .sqltext import sql_ident, sql_literal
-from .spool.layout import SpoolLayout, require_spool
-from .spool.manifest import Manifest, read_manifest, utc_now_iso
-from .load.duckdb import SQL_TYPES as DUCKDB_TYPES
-from .spool.rejects import reject_files, resolved_path
+from ..config import Config
+from ..errors import ConfigError, SpoolError
+from ..logs import Log
+from ..schema import StreamSchema
+from ..sqltext import sql_ident, sql_literal
+from ..spool.layout import SpoolLayout, require_spool
+from ..spool.manifest import Manifest, read_manifest, utc_now_iso
+from ..load.duckdb import SQL_TYPES as DUCKDB_TYPES
+from ..spool.rejects import reject_files, resolved_path
 
 if TYPE_CHECKING:
-    from .load.ledger import LedgerSnapshot
+    from ..load.ledger import LedgerSnapshot
 
 SPOOL_SCHEMA = "spool"
 SPOOL_VIEWS = ("manifest", "segments", "rejects", "ledger", "ledger_source")
@@ -231,7 +231,7 @@ def _ledger_tables(con: duckdb.DuckDBPyConnection, ledger: "LedgerSnapshot | Non
 def _read_ledger(config: Config, layout: SpoolLayout, manifest: Manifest, log: Log, with_ledger: bool) -> "LedgerSnapshot | None":
     if not with_ledger:
         return None
-    from .load.ledger import read_ledger_snapshot  # opens the destination read-only
+    from ..load.ledger import read_ledger_snapshot  # opens the destination read-only
 
     snapshot = read_ledger_snapshot(config, layout, manifest.spool_id, log)
     if not snapshot.known:
@@ -377,15 +377,6 @@ def _size(path: Path) -> int:
         return path.stat().st_size
     except OSError:
         return 0  # removed while we looked (a prune, a finished work file)
-
-
-def human_bytes(n: int) -> str:
-    size = float(n)
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if size < 1024 or unit == "TB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{n} B"
 
 
 def render_inspect(result: InspectResult) -> str:

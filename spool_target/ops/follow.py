@@ -32,7 +32,7 @@ import signal
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, BinaryIO, Callable
 
 import orjson
 
@@ -42,10 +42,10 @@ from ..errors import DestinationUnavailable, SegmentCorrupt, SpoolLocked
 from ..logs import Log
 from ..spool.layout import SpoolLayout, SpoolLock
 from ..spool.manifest import utc_now_iso
-from .destination import open_destination, parse_destination
-from .engine import LoadEngine, LoadOptions, RunMode
-from .progress import LogReporter
-from .report import LoadReport, RunState, new_run_id, run_file, write_run_file
+from ..load.destination import destination_from_config
+from ..load.engine import LoadEngine, LoadOptions, RunMode
+from ..load.progress import LogReporter
+from ..load.report import LoadReport, RunState, new_run_id, run_file, write_run_file
 
 RETRY_CAP_SECONDS = 5.0  # longest single backoff while following
 PRUNE_EVERY_SECONDS = 600.0  # with `retention`: look for segments that have aged past it
@@ -171,7 +171,7 @@ class _ManifestWatch:
         self.boundary += complete
         return any(marker in line for line in data[:complete].split(b"\n") for marker in self.WORK)
 
-    def _still_valid(self, fh: Any, st: os.stat_result) -> bool:
+    def _still_valid(self, fh: BinaryIO, st: os.stat_result) -> bool:
         """Is ``boundary`` still the end of a complete line of the same file?"""
         if self.boundary == 0:
             return True
@@ -321,10 +321,10 @@ class Follower:
     def _pass(self) -> tuple[Pass, bool]:
         """One engine run over everything pending; (how it ended, whether it loaded anything)."""
         config = self.config
-        spec = parse_destination(config.destination, self.layout.root, oracle_configured=bool(config.dsn or config.host))
+        _, destination = destination_from_config(config, self.layout.root, self.log)
         mode = self.mode if self.report.passes == 0 else RunMode.FRESH
         engine = LoadEngine(
-            self.layout, open_destination(spec, config, self.log), config, LoadOptions.from_config(config, mode),
+            self.layout, destination, config, LoadOptions.from_config(config, mode),
             self.log, LogReporter(self.log), sleep=self._engine_sleep,
         )
         engine.backoff.cap = RETRY_CAP_SECONDS
@@ -411,7 +411,7 @@ class Follower:
 
     # ----- retention and the session file ---------------------------------------------
     def _retention(self) -> None:
-        from ..spool.prune import PruneState, retention_prune
+        from .prune import PruneState, retention_prune
 
         self._last_prune = self.clock()
         result = retention_prune(self.config, self.log)

@@ -34,8 +34,8 @@ from typing import TYPE_CHECKING, Callable
 from ..durable import describe_os_error, fsync_dir
 from ..errors import DestinationUnavailable, SpoolLocked
 from ..faults import stop_point
-from .layout import SpoolLayout, SpoolLock, require_spool
-from .manifest import Manifest, ManifestWriter, Segment, read_manifest, utc_now_iso
+from ..spool.layout import SpoolLayout, SpoolLock, require_spool
+from ..spool.manifest import Manifest, ManifestWriter, Segment, read_manifest, utc_now_iso
 
 if TYPE_CHECKING:
     from ..config import Config

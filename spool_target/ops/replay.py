@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -47,10 +47,10 @@ from ..durable import write_atomic
 from ..errors import ConfigError, SpoolError
 from ..logs import Log
 from ..schema import EXTRA_COLUMN
-from .ingest import IngestOptions, Ingester, IngestSummary
-from .layout import SpoolLayout, SpoolLock, require_spool
-from .manifest import read_manifest, utc_now_iso
-from .rejects import Reject, Resolution, append_resolutions, committed_lines, iter_rejects, replays_dir
+from ..spool.ingest import IngestOptions, Ingester, IngestSummary
+from ..spool.layout import SpoolLayout, SpoolLock, require_spool
+from ..spool.manifest import read_manifest, utc_now_iso
+from ..spool.rejects import Reject, Resolution, append_resolutions, committed_lines, iter_rejects, replays_dir
 
 PLAN = "plan.json"
 INPUT = "input.singer"
@@ -209,14 +209,10 @@ def _replay_stream(
     """Replay the open rejects of one stream that one run (``origin``) rejected."""
     work = replays_dir(layout)
     ingester = _ReplayIngester(
-        IngestOptions(
-            spool_dir=options.spool_dir,
-            flush_max_rows=options.flush_max_rows,
-            flush_max_bytes=options.flush_max_bytes,
+        replace(
+            options,
             flush_interval_seconds=3600.0,  # the input is a file: size thresholds and its end decide
             max_rejects=None,  # a replay never fails for rejects: they stay open
-            min_free_disk_mb=options.min_free_disk_mb,
-            lock_wait_seconds=options.lock_wait_seconds,
         ),
         log,
         origin,

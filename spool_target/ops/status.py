@@ -9,27 +9,22 @@ run's outcome from ``<spool>/runs/``.
 
 from __future__ import annotations
 
-import enum
 import time
 from calendar import timegm
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..config import Config
-from ..errors import SpoolTargetError
+from ..errors import DestinationError, TransientDestinationError
 from ..logs import Log
+from ..render import human_bytes, text_table
 from ..spool.layout import require_spool
 from ..spool.manifest import read_manifest
-from .destination import Access, DestinationMissing, LedgerEntry, open_destination, parse_destination
-from .plan import bind_streams, count_rejects
-from .progress import text_table
-from .report import previous_run
-
-
-class DestinationState(enum.Enum):
-    REACHABLE = "reachable"
-    NOT_CREATED = "not created"  # never loaded into: everything is pending
-    UNREACHABLE = "unreachable"  # loaded/pending unknown; see last_load
+from ..load.ledger import DestinationState
+from ..load.destination import Access, DestinationMissing, LedgerEntry, destination_from_config
+from ..load.plan import bind_streams, count_rejects
+from ..load.report import previous_run
+from ..load.retry import guarded
 
 
 @dataclass
@@ -45,7 +40,7 @@ class StreamStatus:
     oldest_pending: str | None = None  # created_at of the oldest pending segment
     oldest_pending_age_seconds: float | None = None
     rejects: int = 0
-    spool_bytes: int = 0  # committed, unpruned segment files on disk (inspect.spool_usage)
+    spool_bytes: int = 0  # committed, unpruned segment files on disk (views.spool_usage)
 
 
 @dataclass
@@ -57,7 +52,7 @@ class StatusReport:
     destination_error: str | None = None
     streams: list[StreamStatus] = field(default_factory=list)
     last_load: dict[str, Any] | None = None
-    spool_total_bytes: int = 0  # the whole spool directory (inspect.spool_usage)
+    spool_total_bytes: int = 0  # the whole spool directory (views.spool_usage)
     free_bytes: int = 0  # left on the spool's filesystem
 
     def to_json(self) -> dict[str, Any]:
@@ -77,21 +72,18 @@ class StatusReport:
 def spool_status(config: Config, log: Log) -> StatusReport:
     layout = require_spool(config.spool_dir)
     manifest = read_manifest(layout)
-    spec = parse_destination(config.destination, layout.root, oracle_configured=bool(config.dsn or config.host))
-    dest = open_destination(spec, config, log)
+    _, dest = destination_from_config(config, layout.root, log)
     ledger: dict[str, LedgerEntry] | None = None
     state, error = DestinationState.REACHABLE, None
+    what = f"reading the load ledger of {dest.label}"
     try:
-        dest.connect(Access.READ_ONLY)
-        ledger = dest.read_ledger(manifest.spool_id)
+        guarded(dest, what, lambda: dest.connect(Access.READ_ONLY))
+        ledger = guarded(dest, what, lambda: dest.read_ledger(manifest.spool_id))
     except DestinationMissing:
         state, ledger = DestinationState.NOT_CREATED, {}
-    except SpoolTargetError:
-        raise
-    except Exception as exc:
-        if dest.classify(exc) is None:
-            raise
-        state, error = DestinationState.UNREACHABLE, (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    except (TransientDestinationError, DestinationError) as err:
+        # status reports, never fails, for a destination it cannot read: even bad credentials
+        state, error = DestinationState.UNREACHABLE, err.detail
     finally:
         dest.close()
     bindings = bind_streams(manifest, dest.rules, config)  # after connecting: rules may depend on the server
@@ -105,7 +97,7 @@ def spool_status(config: Config, log: Log) -> StatusReport:
         destination_error=error,
         last_load={k: prev.get(k) for k in ("run_id", "state", "started_at", "rows", "segments", "error")} if prev else None,
     )
-    from ..inspect import spool_usage  # disk space per stream (ops)
+    from .views import spool_usage  # disk space per stream (ops)
 
     usage = spool_usage(layout, manifest)
     report.spool_total_bytes, report.free_bytes = usage.total_bytes, usage.free_bytes
@@ -165,8 +157,6 @@ def render_status(report: StatusReport) -> str:
             f"destination {report.destination}: UNREACHABLE ({report.destination_error}); "
             "loaded and pending counts are unknown"
         )
-    from ..inspect import human_bytes
-
     lines.append(f"spool size: {human_bytes(report.spool_total_bytes)} on disk, {human_bytes(report.free_bytes)} free")
     if report.last_load:
         last = report.last_load
