@@ -107,6 +107,8 @@ settings:
 # with quotes, escapes, NUL and non-BMP text, instants with microseconds and
 # offsets, dates, nested JSON. tap-jsonl infers each field's type from the
 # file; `score` mixes integers and numbers, so it becomes a float column.
+# Numbers span Oracle NUMBER's range (1E-130 to below 1E126), the most a
+# `number` column keeps; beyond it a record is rejected (README, Types).
 INPUT_FILES = {
     "a.jsonl": [
         {"id": 1, "name": 'Zoë "quoted" 🚀', "amount": 0.1, "score": 3, "big": 9007199254740993, "active": True,
@@ -115,13 +117,13 @@ INPUT_FILES = {
         {"id": 2, "name": "tab\there\nnew line \\ back\u0000slash", "amount": -1e-7, "score": 2.5,
          "big": -9223372036854775808, "active": False, "created_at": "2024-06-30T18:30:00.000001+05:30",
          "day": "1999-12-31", "tags": [], "meta": {}},
-        {"id": 3, "name": "", "amount": 1.7976931348623157e308, "score": None, "big": 9223372036854775807,
+        {"id": 3, "name": "", "amount": 9.99999999999999e125, "score": None, "big": 9223372036854775807,
          "active": None, "created_at": "1970-01-01T00:00:00Z", "day": "2024-02-29", "tags": ["x"],
          "meta": {"deep": {"list": [1, 2, 3], "s": "ü"}}},
     ],
     "b.jsonl": [
         {"id": 4, "name": "only two fields"},
-        {"id": 5, "name": "日本語", "amount": 5e-324, "score": -4, "big": 0, "active": True,
+        {"id": 5, "name": "日本語", "amount": 1.0000000000000001e-130, "score": -4, "big": 0, "active": True,
          "created_at": "2023-12-31T23:59:59.999999-08:00", "day": "2000-01-01", "tags": [[1], {"k": None}],
          "meta": {"k": "v"}},
     ],

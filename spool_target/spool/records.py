@@ -173,10 +173,10 @@ class RecordDecoder:
             env = _envelope.decode(line)
         except (msgspec.DecodeError, msgspec.ValidationError):
             raise Rejected(_why_not_json(line)) from None
-        record = bytes(env.record)
-        if record[:1] != b"{":
+        record_text = bytes(env.record)
+        if record_text[:1] != b"{":
             raise Rejected("RECORD has no 'record' object")
-        values = _raw_object.decode(record)
+        values = _raw_object.decode(record_text)
         row: list[Any] = [NO_VALUE if c.type in RAW_TYPES else None for c in self.shape.properties]
         row += [None] * (self.shape.width - len(row))
         reasons: list[str] = []
