@@ -33,6 +33,7 @@ import socket
 import time
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 from ..errors import SpoolLocked
 from .base import Storage
@@ -110,7 +111,7 @@ class Lease:
             pass  # already taken over: it is not ours to release
 
 
-def _parse(raw: bytes) -> dict[str, object]:
+def _parse(raw: bytes) -> dict[str, Any]:
     try:
         value = json.loads(raw)
     except ValueError:

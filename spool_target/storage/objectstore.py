@@ -47,6 +47,8 @@ def _build(loc: Location) -> Any:
         "client_options": client_options(o),
         "retry_config": retry_config(o),
     }
+    # obstore types its config as TypedDicts; ours is built from the keys given.
+    cfg: Any
     if loc.scheme == "s3":
         cfg = {k: o[k] for k in ("endpoint", "region", "access_key_id", "secret_access_key", "session_token") if o.get(k)}
         if "path_style" in o:
