@@ -96,8 +96,11 @@ SCORE_MARK = "@score@"
 SCORE_MARK_JSON = b'"@score@"'
 
 
-def run_ingest(source: Path, spool: Path, src: Path | None = None) -> tuple[float, int, int]:
-    """Seconds, peak RSS in MB, and STATE lines received (``src``: run that checkout's code)."""
+def run_ingest(source: Path, spool: Path, src: Path | None = None) -> tuple[float, int, int, float]:
+    """Seconds, peak RSS in MB, STATE lines received and CPU seconds (``src``: run that checkout's code).
+
+    CPU seconds (user + system of the ingest process) move less than wall
+    time when other work shares the machine."""
     shutil.rmtree(spool, ignore_errors=True)
     env = {**os.environ, "SPOOL_TARGET_LOG_FORMAT": "json"}
     if src is not None:
@@ -119,7 +122,7 @@ def run_ingest(source: Path, spool: Path, src: Path | None = None) -> tuple[floa
     feeder.wait()
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"ingest failed with exit status {os.waitstatus_to_exitcode(status)}")
-    return seconds, usage.ru_maxrss // 1024, states
+    return seconds, usage.ru_maxrss // 1024, states, usage.ru_utime + usage.ru_stime
 
 
 def parse_floor(source: Path) -> float:
@@ -166,17 +169,19 @@ def main() -> None:
     codes = {"current": None} | ({"baseline": args.baseline_src} if args.baseline_src else {})
     times: dict[str, list[float]] = {name: [] for name in codes}
     peaks: dict[str, list[int]] = {name: [] for name in codes}
+    cpus: dict[str, list[float]] = {name: [] for name in codes}
     floors = []
     for run in range(1, args.runs + 1):
         for name, src in codes.items():
-            seconds, peak_mb, states = run_ingest(source, work / "spool", src)
+            seconds, peak_mb, states, cpu = run_ingest(source, work / "spool", src)
             rows = spooled_rows(work / "spool")
             if rows != expected and name == "current":
                 raise SystemExit(f"run {run}: spooled {rows} rows, expected {expected}")
             times[name].append(seconds)
             peaks[name].append(peak_mb)
+            cpus[name].append(cpu)
             print(
-                f"run {run} {name}: {seconds:.2f} s = {args.records / seconds:,.0f} records/s, peak RSS {peak_mb} MB, "
+                f"run {run} {name}: {seconds:.2f} s = {args.records / seconds:,.0f} records/s, {cpu:.2f} CPU s, peak RSS {peak_mb} MB, "
                 f"{states} STATE lines, {rows:,} rows spooled",
                 flush=True,
             )
@@ -185,7 +190,7 @@ def main() -> None:
     for name in codes:
         med = statistics.median(times[name])
         print(
-            f"median {name}: {args.records / med:,.0f} records/s ({med:.2f} s), peak RSS median "
+            f"median {name}: {args.records / med:,.0f} records/s ({med:.2f} s, {statistics.median(cpus[name]):.2f} CPU s), peak RSS median "
             f"{statistics.median(peaks[name])} MB (max {max(peaks[name])} MB)"
         )
     print(f"parse-only floor median {statistics.median(floors):.2f} s")

@@ -40,10 +40,8 @@ from typing import Callable, TypeVar
 from ..config import Config
 from ..faults import crash_point
 from ..errors import (
-    DestinationError,
     DestinationUnavailable,
     SegmentCorrupt,
-    SpoolTargetError,
     TransientDestinationError,
 )
 from ..logs import Log
@@ -57,7 +55,6 @@ from .destination import (
     ColumnSpec,
     DeleteMode,
     Destination,
-    FailureKind,
     LedgerEntry,
     LedgerRow,
     LoadUnit,

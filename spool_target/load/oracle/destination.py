@@ -35,7 +35,6 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import orjson
-import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
