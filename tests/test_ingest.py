@@ -413,3 +413,14 @@ def test_bad_config_value_is_a_usage_error(spool: Path, tmp_path: Path) -> None:
     result = run_cli("ingest", "--spool", str(spool), "--config", str(config), input=b"")
     assert result.returncode == 2
     assert b"setting load_method" in result.stderr and b"append-only, upsert, overwrite" in result.stderr
+
+
+def test_a_bucket_url_as_spool_is_refused_not_written_to_a_local_directory(tmp_path: Path) -> None:
+    """`--spool s3://bkt/p` used to write a local directory `s3:/bkt/p` without a word."""
+    for url in ("s3://bkt/spools/tap-x", "az://container/p", "gs://b/p"):
+        r = run_cli("ingest", "--spool", url, input=singer_lines(users(1)), cwd=tmp_path)
+        assert r.returncode == 2, r.stderr
+        assert b"is a URL" in r.stderr and b"not supported by ingest and load yet" in r.stderr
+        r = run_cli("load", "--spool", url, cwd=tmp_path)
+        assert r.returncode == 2, r.stderr
+    assert list(tmp_path.iterdir()) == []  # nothing was written anywhere

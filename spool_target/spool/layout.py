@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..errors import SpoolError, SpoolLocked
+from ..errors import ConfigError, SpoolError, SpoolLocked
 
 MANIFEST = "manifest.jsonl"
 STREAMS = "streams"
@@ -47,8 +47,20 @@ def stream_dir(stream: str) -> str:
     return f"{readable}-{digest}"
 
 
+# "s3://bucket/p" made into a Path is "s3:/bucket/p": a local directory named
+# "s3:" that nobody meant. Until spools on object storage are wired in
+# (spool_target/storage/), such a location is refused rather than silently local.
+_URL_LIKE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:/")
+
+
 class SpoolLayout:
     def __init__(self, root: Path | str):
+        if _URL_LIKE.match(str(root)):
+            raise ConfigError(
+                f"spool location {str(root)!r} is a URL; spools on object storage (s3://, gs://, az://) "
+                "are not supported by ingest and load yet",
+                hint="use a local directory for --spool / spool_dir (see the README: Spools on object storage)",
+            )
         self.root = Path(root)
 
     @property
