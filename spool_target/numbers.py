@@ -181,13 +181,3 @@ def _floats(texts: pa.Array, problems: dict[int, str]) -> pa.Array:
     if problems:
         texts = pa.array([None if i in problems else t for i, t in enumerate(texts.to_pylist())], pa.string())
     return pc.cast(texts, pa.float64())
-
-
-def decimal_text(array: pa.Array) -> pa.Array:
-    """Exact decimal text of a ``number`` (float64) or ``decimal`` (text) column,
-    for destinations that must not take a float step (Oracle NUMBER)."""
-    if pa.types.is_floating(array.type):
-        return pc.cast(array, pa.string())  # the shortest repr: the value a float64 stands for
-    if pa.types.is_integer(array.type):
-        return pc.cast(array, pa.string())
-    return array
