@@ -12,7 +12,7 @@ import pytest
 
 from spool_target.errors import ConfigError
 from spool_target.load.destination import DestinationKind, WriteMode, parse_destination
-from spool_target.load.plan import RunPlan, group_units, plan_overwrite
+from spool_target.load.units import RunPlan, group_units, plan_overwrite
 from spool_target.load.retry import Backoff
 from spool_target.naming import DUCKDB, CaseFold, NamingRules, TableRef, column_names, table_names
 from spool_target.schema import METADATA_NAMES

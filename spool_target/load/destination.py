@@ -59,7 +59,7 @@ class WriteMode(enum.Enum):
 
     APPEND = "append-only"  # insert every record
     UPSERT = "upsert"  # per key, the record with the highest sequence replaces the row
-    REPLACE = "overwrite"  # delete every row, then append: one unit holds a whole run (plan.plan_overwrite)
+    REPLACE = "overwrite"  # delete every row, then append: one unit holds a whole run (units.plan_overwrite)
 
 
 class DeleteMode(enum.Enum):

@@ -1,6 +1,6 @@
 """Phase two: load a spool into a destination, exactly once, in order.
 
-The engine owns everything that is not dialect: the plan (``plan.py``),
+The engine owns everything that is not dialect: the pending units (``units.py``),
 verification of each segment before it is loaded (I2), order per stream
 (I6), schema reconciliation, retries (``retry.py``), progress, the run file.
 A destination (``destination.py``) applies one unit of work per transaction
@@ -14,7 +14,7 @@ Flow of one run::
         pending = stream_work - ledger          (I6 order)
         per unit: verify segments -> reconcile table -> destination.load(unit)
         (overwrite: one unit, the latest ended run's pending items plus the
-        ledger rows of the older runs it supersedes -- plan.plan_overwrite)
+        ledger rows of the older runs it supersedes -- units.plan_overwrite)
     a transient error anywhere: close, back off, reconnect, re-read the
     ledger and carry on from what it says (a lost commit is found there)
 
@@ -65,7 +65,7 @@ from .destination import (
     WriteMode,
     destination_from_config,
 )
-from .plan import (
+from .units import (
     RunPlan,
     StreamBinding,
     VerifiedSegment,

@@ -22,7 +22,7 @@ from ..spool.layout import require_spool
 from ..spool.manifest import read_manifest
 from ..load.ledger import DestinationState
 from ..load.destination import Access, DestinationMissing, LedgerEntry, destination_from_config
-from ..load.plan import bind_streams, count_rejects
+from ..load.units import bind_streams, count_rejects
 from ..load.report import previous_run
 from ..load.retry import guarded
 

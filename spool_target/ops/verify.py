@@ -81,7 +81,7 @@ def verify_spool(config: Config, log: Log, *, check_destination: bool | None = N
     """``check_destination``: True checks the configured destination (unreachable
     is a problem); None checks it only if one is configured or the embedded
     DuckDB file exists; False skips it."""
-    from ..load.plan import verify_segment  # the loader's own check, so verify says what load would say
+    from ..load.units import verify_segment  # the loader's own check, so verify says what load would say
 
     layout = require_spool(config.spool_dir)
     ingest_running = _ingest_running(layout)

@@ -12,7 +12,7 @@ One JSON object per line, in commit order; ``kind`` says what it is:
 - ``run_end``   an ingest run read its input to the end and committed all of
                 it: every segment of ``run_id`` is above this line. A run
                 that died has none. ``load_method: overwrite`` loads only
-                ended runs (see ``load/plan.py``).
+                ended runs (see ``load/units.py``).
 - ``pruned``    a segment file deleted by ``prune`` after a confirmed load.
 
 Every entry carries ``n``, its position. A line is only "committed" once

@@ -200,7 +200,7 @@ class OracleDestination(Destination):
             wanted = getattr(self.config, "column_types", {}) or {}
             if wanted:
                 from ...spool.manifest import read_manifest
-                from ..plan import bind_streams
+                from ..units import bind_streams
 
                 bindings = bind_streams(read_manifest(SpoolLayout(self.config.spool_dir)), self.rules, self.config)
                 for stream, props in wanted.items():
