@@ -104,7 +104,7 @@ def plan_command(
     against the tables as they are now. The script starts with the session
     set-up and names the bind type of every placeholder.
     """
-    from ..load.oracle.planning import plan_script
+    from ..load.oracle.script import plan_script
 
     config = make_config(
         config_files, spool_dir=str(spool) if spool else None, destination=destination,
