@@ -177,7 +177,7 @@ def test_duckdb_ledger_refuses_an_item_twice(tmp_path: Path):
 
     from spool_target.load.destination import (ActivateStep, AlreadyLoaded, DeleteMode, LedgerRow, LoadUnit,
                                                MetaColumns)
-    from spool_target.load.duckdb import DuckDBDestination
+    from spool_target.load.duckdb_destination import DuckDBDestination
 
     dest = DuckDBDestination(tmp_path / "d.duckdb")
     dest.connect()

@@ -295,6 +295,11 @@ class DestinationKind(enum.Enum):
     ORACLE = "oracle"
 
 
+# The module under load/ that holds each destination's ``open_destination``;
+# imported only when a command opens that destination (I3: ingest never does).
+DESTINATION_MODULES = {DestinationKind.DUCKDB: "duckdb_destination", DestinationKind.ORACLE: "oracle"}
+
+
 @dataclass(frozen=True)
 class DestinationSpec:
     kind: DestinationKind
@@ -369,7 +374,7 @@ def parse_destination(url: str, spool_dir: Path, *, oracle_configured: bool = Fa
 
 def open_destination(spec: DestinationSpec, config: object, log: object) -> Destination:
     """The destination object for ``spec`` (not connected yet)."""
-    module_name = f"{__package__}.{spec.kind.value}"
+    module_name = f"{__package__}.{DESTINATION_MODULES[spec.kind]}"
     factory: Callable[[DestinationSpec, object, object], Destination] | None
     try:
         factory = getattr(importlib.import_module(module_name), "open_destination", None)

@@ -41,7 +41,7 @@ from ..schema import StreamSchema
 from ..sqltext import sql_ident, sql_literal
 from ..spool.layout import SpoolLayout, require_spool
 from ..spool.manifest import Manifest, read_manifest, utc_now_iso
-from ..load.duckdb import SQL_TYPES as DUCKDB_TYPES
+from ..load.duckdb_destination import SQL_TYPES as DUCKDB_TYPES
 from ..spool.rejects import reject_files, resolved_path
 
 if TYPE_CHECKING:
