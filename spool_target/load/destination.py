@@ -11,7 +11,7 @@ Contract of ``Destination.load`` (each destination must keep it, I4):
 1. begin a transaction;
 2. if any of ``unit.ledger`` is already in the ledger, roll back and raise
    ``AlreadyLoaded`` (a commit whose answer was lost: the engine re-plans);
-3. ``unit.write is WriteMode.REPLACE``: delete every row of the table first;
+3. ``unit.write is WriteMode.OVERWRITE``: delete every row of the table first;
 4. apply the steps in order (see ``WriteMode`` and ``DeleteMode``);
 5. insert the ledger rows; call ``checkpoint("before-commit")``; commit;
    call ``checkpoint("after-commit")``.
@@ -59,7 +59,7 @@ class WriteMode(enum.Enum):
 
     APPEND = "append-only"  # insert every record
     UPSERT = "upsert"  # per key, the record with the highest sequence replaces the row
-    REPLACE = "overwrite"  # delete every row, then append: one unit holds a whole run (units.plan_overwrite)
+    OVERWRITE = "overwrite"  # delete every row, then append: one unit holds a whole run (units.plan_overwrite)
 
 
 class DeleteMode(enum.Enum):

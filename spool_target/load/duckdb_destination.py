@@ -307,7 +307,7 @@ class _UnitWriter:
 
     def run(self) -> None:
         u = self.unit
-        if u.write is WriteMode.REPLACE:
+        if u.write is WriteMode.OVERWRITE:
             # Same transaction as the inserts: readers see the old rows until COMMIT.
             self.con.execute(f"DELETE FROM {self.table}")
         if u.write is WriteMode.UPSERT:

@@ -302,7 +302,7 @@ class LoadEngine:
             return
         binding = self.bindings[stream]
         assert self.ledger is not None
-        if self.opt.write is WriteMode.REPLACE:
+        if self.opt.write is WriteMode.OVERWRITE:
             if not self._load_run(binding, sr):
                 return
         else:
@@ -372,7 +372,7 @@ class LoadEngine:
                     try:
                         verified = verify_segment(self.layout, self.manifest, item)
                     except SegmentCorrupt as err:
-                        if self.opt.write is WriteMode.REPLACE:
+                        if self.opt.write is WriteMode.OVERWRITE:
                             return [], err  # never switch a table to a partial set of records
                         return good, err
                     self._verified[item.path] = verified
@@ -459,7 +459,7 @@ class LoadEngine:
             return info.name if info is not None else name
 
         write, deletes = self.opt.write, self.opt.deletes
-        if write is WriteMode.REPLACE and not replace:
+        if write is WriteMode.OVERWRITE and not replace:
             write = WriteMode.APPEND
         keys: tuple[str, ...] = ()
         if segments:

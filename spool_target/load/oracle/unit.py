@@ -148,7 +148,7 @@ class UnitBuilder:
         self._check_keys()
         prog = UnitProgram(direct=self.direct)
         table = self.sql.table(u.table)
-        if u.write is WriteMode.REPLACE:
+        if u.write is WriteMode.OVERWRITE:
             prog.work.append(Exec(self.sql.delete_all(u.table)))
         runs = _runs(u.steps)
         if u.write is WriteMode.UPSERT:
