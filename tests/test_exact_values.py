@@ -171,3 +171,23 @@ def test_an_upsert_key_is_stored_the_same_when_its_type_becomes_a_union(spool: P
                    record_msg("t", {"k": "abc", "v": 2}), record_msg("t", {"k": 5, "v": 3})])
     load(spool, "--config", str(cfg))
     assert query(db_path(spool), "SELECT k, v FROM t ORDER BY k") == [("5", 3), ("abc", 2)]
+
+
+def test_a_rejected_record_does_not_decide_a_number_column_type(spool: Path) -> None:
+    """A number column is float64 when every stored value is double-exact. A record refused
+    for another property (here a bad date) is not stored, so its 18-digit decimal must not
+    turn the column into text."""
+    schema = schema_msg("t", {"id": {"type": "integer"}, "n": {"type": "number"}, "d": {"type": "string", "format": "date"}}, ["id"])
+    lines = (
+        b'{"type":"RECORD","stream":"t","record":{"id":1,"n":0.5,"d":"2024-01-01"}}\n'
+        b'{"type":"RECORD","stream":"t","record":{"id":2,"n":12345678901234.5678,"d":"2024-01-01T25:00:00Z"}}\n'
+        b'{"type":"RECORD","stream":"t","record":{"id":3,"n":-24614012.0380,"d":"2024-02-29"}}\n'
+    )
+    r = run_cli("ingest", "--spool", str(spool), input=singer_lines([schema]) + lines)
+    assert r.returncode == 0, r.stderr
+    [segment] = [e for e in manifest_entries(spool) if e["kind"] == "segment"]
+    table = pq.read_table(spool / segment["path"])
+    assert str(table.schema.field("n").type) == "double"
+    assert [(x["id"], Decimal(repr(x["n"]))) for x in table.to_pylist()] == [(1, Decimal("0.5")), (3, Decimal("-24614012.0380"))]
+    [reject] = _rejects(spool)
+    assert reject["line"] == 3 and "date" in reject["reason"]

@@ -16,13 +16,14 @@ from __future__ import annotations
 import json
 import math
 import re
-from itertools import accumulate
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any, Sequence
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.json as pa_json
 
 from ..numbers import type_number_column
 from ..schema import (
@@ -36,7 +37,7 @@ from ..schema import (
     Column,
     StreamSchema,
 )
-from .records import BIG_NUMBER_HINT, RAW_TYPES, RowShape
+from .records import BIG_NUMBER_HINT, RAW_TYPES, RecordDecoder, Rejected, RowShape
 
 UTC_MICROS = pa.timestamp("us", tz="UTC")
 NAIVE_MICROS = pa.timestamp("us")
@@ -53,41 +54,135 @@ _BLOCK_TYPES = {
     "decimal": pa.binary(),
     "json": pa.binary(),
 }
+NUMBER_TYPES = frozenset({"number", "decimal"})
 _JSON_NULLS = pa.array([b"", b"null"], pa.binary())
+# Rows per RowBlock: big enough for C loops, small enough to keep few Python objects alive.
+BLOCK_ROWS = 16_384
 
 
 class RowBlock:
-    """Some rows of one buffer, one Arrow array per row slot."""
+    """Some rows of one buffer, one Arrow array per slot packed (by default
+    the text slots: see ``RowShape``; the others are read from the work file
+    at commit time, by ``_parsed_slots``)."""
 
-    __slots__ = ("arrays",)
+    __slots__ = ("arrays", "rows")
 
-    def __init__(self, shape: RowShape, rows: Sequence[Any]):
-        types = [c.type for c in shape.properties] + ["timestamp", "json", "timestamp", "integer"]
-        self.arrays = [_block_array(t, list(map(get, rows))) for t, get in zip(types, shape.getters)]
-
-    @property
-    def rows(self) -> int:
-        return len(self.arrays[0])
+    def __init__(self, shape: RowShape, rows: Sequence[Any], slots: Sequence[int] | None = None):
+        slots = shape.text_slots if slots is None else slots
+        values = shape.slot_values(rows, slots)
+        self.arrays = {i: _block_array(shape.slot_types[i], v) for i, v in zip(slots, values)}
+        self.rows = len(rows)
 
 
-def _block_array(ltype: str, values: Sequence[Any]) -> pa.Array:
+def _block_array(ltype: str, values: list[Any]) -> pa.Array:
+    # _sdc_extra, _sdc_deleted_at, version: nearly always all None (the first
+    # test keeps count(), which compares every value, off the other columns)
+    if values and values[0] is None and values.count(None) == len(values):
+        return pa.nulls(len(values), _BLOCK_TYPES[ltype])
     if ltype in RAW_TYPES:
         # JSON text as sent; JSON null (b"null") and absent (b"") become NULL.
-        # Property slots always hold text (records.NO_VALUE when absent), so
-        # map() converts in C; _sdc_extra is None unless a record had extras.
+        # Property slots always hold text (records.NO_VALUE when absent);
+        # _sdc_extra is None unless a record had undeclared properties.
         try:
             arr = _joined(values)
-        except TypeError:
-            arr = pa.array([None if v is None else bytes(v) for v in values], pa.binary())
+        except TypeError:  # some None (``in`` would compare every value first)
+            arr = _joined([b"" if v is None else v for v in values])
         return pc.if_else(pc.is_in(arr, _JSON_NULLS), None, arr)
     return pa.array(values, _BLOCK_TYPES[ltype])
 
 
 def _joined(values: Sequence[Any]) -> pa.Array:
-    """A binary array over the texts' bytes, joined once: no bytes object per value."""
-    data = b"".join(values)
-    offsets = pa.array(list(accumulate(map(len, values), initial=0)), pa.int32())
-    return pa.BinaryArray.from_buffers(pa.binary(), len(values), [None, offsets.buffers()[1], pa.py_buffer(data)])
+    """A binary array of JSON texts, made in C: no bytes object per value.
+
+    The texts are joined with NUL bytes, which valid JSON never holds
+    outside an escape (msgspec refuses a raw control character), and Arrow
+    splits them apart again."""
+    data = b"\x00".join(values)
+    parts = pc.split_pattern(pa.array([data], pa.large_binary()), b"\x00").values
+    if len(parts) != len(values):  # cannot happen with valid JSON; never trust it blindly
+        return pa.array([bytes(v) for v in values], pa.binary())
+    return parts.cast(pa.binary())
+
+
+# Arrow's JSON reader parses a block per thread; a line longer than a block
+# fails the read (and takes the decoding path), so blocks are large.
+PARSE_BLOCK_BYTES = 16 * 1024 * 1024
+
+
+def _parsed_slots(shape: RowShape, work_file: Path, n_rows: int) -> dict[int, pa.Array] | None:
+    """The slots other than text, parsed from the work file by Arrow's JSON
+    reader: C++ threads that need no GIL, so the reader thread keeps the GIL
+    to itself while a commit runs. None if Arrow refuses anything, and then
+    the rows are decoded again (``_decoded_slots``).
+
+    Arrow is strict where it matters: a string where a number is declared, a
+    number where a string is, an integer beyond 64 bits, ``1.0`` for an
+    integer, a key twice in one object, a bad escape -- each fails the read,
+    never a value. Every line here was accepted by the record decoder, so a
+    refusal means the exact path typed something (a number's text kept in a
+    string column, say); decoding again gives the same rows as that path."""
+    wanted = [i for i in range(shape.width) if i not in shape.text_slots]
+    names = [c.name for c in shape.properties]
+    if len(set(names)) != len(names) or DELETED_AT in names:
+        return None  # names Arrow's struct could not tell apart
+    record_fields = [pa.field(shape.properties[i].name, _BLOCK_TYPES[shape.slot_types[i]])
+                     for i in wanted if i < shape.deleted_at]
+    record_fields.append(pa.field(DELETED_AT, pa.string()))
+    arrow_schema = pa.schema([
+        pa.field("record", pa.struct(record_fields)),
+        pa.field("time_extracted", pa.string()),
+        pa.field("version", pa.int64()),
+    ])
+    try:
+        table = pa_json.read_json(
+            work_file,
+            read_options=pa_json.ReadOptions(block_size=PARSE_BLOCK_BYTES),
+            # Undeclared properties are in _sdc_extra (a text slot) already.
+            parse_options=pa_json.ParseOptions(explicit_schema=arrow_schema, unexpected_field_behavior="ignore"),
+        )
+    except pa.ArrowInvalid:
+        return None
+    if table.num_rows != n_rows:
+        return None
+    record = table.column("record").combine_chunks()
+    out: dict[int, pa.Array] = {}
+    field_of = {i: k for k, i in enumerate(i for i in wanted if i < shape.deleted_at)}
+    for i in wanted:
+        if i < shape.deleted_at:
+            out[i] = record.field(field_of[i])
+        elif i == shape.deleted_at:
+            out[i] = record.field(len(record_fields) - 1)
+        elif i == shape.time_extracted:
+            out[i] = table.column("time_extracted").combine_chunks()
+        else:
+            out[i] = table.column("version").combine_chunks()
+    return out
+
+
+def _decoded_slots(schema: StreamSchema, work_file: Path) -> dict[int, pa.Array]:
+    """The slots other than text, from the work file's lines decoded again as
+    the reader decoded them (fast path, else exact path)."""
+    decoder = RecordDecoder(schema)
+    shape = decoder.shape
+    wanted = [i for i in range(shape.width) if i not in shape.text_slots]
+    blocks: list[RowBlock] = []
+    rows: list[Any] = []
+    with open(work_file, "rb") as fh:
+        for line in fh:
+            line = line.rstrip(b"\n")
+            row = decoder.fast(line)
+            if row is None:
+                try:
+                    row = decoder.exact(line)
+                except Rejected as err:  # the reader accepted this very line: a bug
+                    raise RuntimeError(f"a line of {work_file} no longer decodes: {err.reason}") from None
+            rows.append(row)
+            if len(rows) == BLOCK_ROWS:
+                blocks.append(RowBlock(shape, rows, wanted))
+                rows = []
+    if rows:
+        blocks.append(RowBlock(shape, rows, wanted))
+    return {i: pa.concat_arrays([b.arrays[i] for b in blocks]) for i in wanted}
 
 
 @dataclass
@@ -97,13 +192,19 @@ class BuiltSegment:
     problems: dict[int, str]  # row -> reason, for the rows left out
 
 
-def build_segment(schema: StreamSchema, blocks: Sequence[RowBlock], received_at: datetime) -> BuiltSegment:
+def build_segment(
+    schema: StreamSchema, blocks: Sequence[RowBlock], work_file: Path, received_at: datetime
+) -> BuiltSegment:
+    """The segment of one buffer: ``blocks`` hold its text slots, ``work_file``
+    its records' lines (line ``i`` is row ``i``), from which the other slots are
+    parsed."""
     shape = RowShape(schema)
-    if not blocks:  # every record was refused while decoding
+    n_rows = sum(b.rows for b in blocks)
+    if not n_rows:  # every record was refused while decoding
         empty = pa.schema([f for f in schema.arrow_schema() if f.name != SEQUENCE]).empty_table()
         return BuiltSegment(empty, schema, {})
-    n_rows = sum(b.rows for b in blocks)
-    slots = [pa.concat_arrays([b.arrays[i] for b in blocks]) for i in range(shape.width)]
+    slots: dict[int, pa.Array] = {i: pa.concat_arrays([b.arrays[i] for b in blocks]) for i in shape.text_slots}
+    slots.update(_parsed_slots(shape, work_file, n_rows) or _decoded_slots(schema, work_file))
     problems: dict[int, list[str]] = {}
 
     def refuse(rows: dict[int, str], label: str) -> None:
@@ -112,16 +213,18 @@ def build_segment(schema: StreamSchema, blocks: Sequence[RowBlock], received_at:
 
     keys = set(schema.key_properties)
     out: dict[str, pa.Array] = {}
-    columns: list[Column] = []
+    logical: dict[str, str] = {}
+    numbers: list[tuple[int, Column]] = []
     for i, col in enumerate(shape.properties):
         values = slots[i]
         if col.name in keys and values.null_count:
             for row in pc.indices_nonzero(pc.is_null(values)).to_pylist():
                 problems.setdefault(row, []).append(f"key property {col.name!r} is missing or null")
-        typed, logical, bad = _typed_column(col.type, values)
+        if col.type in NUMBER_TYPES:
+            numbers.append((i, col))
+            continue
+        out[col.name], logical[col.name], bad = _typed_column(col.type, values)
         refuse(bad, f"property {col.name!r}")
-        out[col.name] = typed
-        columns.append(replace(col, type=logical) if logical != col.type else col)
     for name, slot, label in (
         (EXTRACTED_AT, shape.time_extracted, "time_extracted"),
         (DELETED_AT, shape.deleted_at, DELETED_AT),
@@ -133,6 +236,25 @@ def build_segment(schema: StreamSchema, blocks: Sequence[RowBlock], received_at:
     out[TABLE_VERSION] = slots[shape.version]
     out[EXTRA_COLUMN] = slots[shape.extra].cast(pa.string())
     refuse(_json_problems(out[EXTRA_COLUMN]), EXTRA_COLUMN)
+    # Number columns last: a column is float64 only if all its values are
+    # double-exact, and a record refused for any reason must not decide that.
+    # So they are typed over the rows nothing else refused -- again if one of
+    # them refuses a row another one saw.
+    number_problems: dict[str, dict[int, str]] = {col.name: {} for _, col in numbers}
+    refused: set[int] | None = None
+    while numbers:  # the refused rows only grow, so this ends; one pass, as a rule
+        seen = set(problems).union(*number_problems.values())
+        if seen == refused:
+            break
+        refused = seen
+        mask = pc.is_in(pa.array(range(n_rows), pa.int64()), pa.array(sorted(refused), pa.int64())) if refused else None
+        for i, col in numbers:
+            values = slots[i] if mask is None else pc.if_else(mask, None, slots[i])
+            out[col.name], logical[col.name], bad = _typed_column(col.type, values)
+            number_problems[col.name].update(bad)  # a row once refused stays refused
+    for i, col in numbers:
+        refuse(number_problems[col.name], f"property {col.name!r}")
+    columns = [replace(col, type=logical[col.name]) if logical[col.name] != col.type else col for col in shape.properties]
     refined = replace(schema, columns=tuple(columns) + tuple(c for c in schema.columns if c.name in METADATA_NAMES))
     names = [c.name for c in refined.columns if c.name != SEQUENCE]
     table = pa.table({name: out[name] for name in names})
@@ -144,7 +266,7 @@ def build_segment(schema: StreamSchema, blocks: Sequence[RowBlock], received_at:
 
 def _typed_column(ltype: str, values: pa.Array) -> tuple[pa.Array, str, dict[int, str]]:
     """(Arrow values, logical type, row -> reason) for one column's row-block values."""
-    if ltype in ("number", "decimal"):
+    if ltype in NUMBER_TYPES:
         col = type_number_column(values.cast(pa.string()))
         return col.array, col.logical, col.problems
     if ltype == "json":

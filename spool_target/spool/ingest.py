@@ -53,16 +53,12 @@ from ..faults import crash_point
 from ..logs import Log
 from ..schema import SEQUENCE, StreamSchema, parse_schema_message
 from . import batch
-from .columns import RowBlock, build_segment
+from .columns import BLOCK_ROWS, RowBlock, build_segment
 from .layout import SpoolLayout, acquire_ingest_lock, stream_dir
 from .lines import line_chunks
 from .manifest import ManifestWriter, utc_now_iso
 from .records import FAST_PATH_MISSES, RecordDecoder, Rejected, lenient_message
 from .segment import write_segment
-
-# Rows are packed into Arrow blocks this often, so a full buffer costs
-# compact Arrow memory rather than Python objects.
-BLOCK_ROWS = 16_384
 
 @dataclass(frozen=True)
 class IngestOptions:
@@ -116,9 +112,12 @@ class _Buffer:
     """Records of one stream under one schema, waiting to be committed.
 
     The hot loop only appends to ``rows``, ``lines`` and ``pending``;
-    ``spill`` writes pending lines to the work file and packs rows into
-    ``blocks`` once per input chunk. Row ``i`` (across blocks) came from
-    input line ``lines[i]`` and is line ``i`` of the work file.
+    ``spill`` writes pending lines to the work file and packs rows' text
+    slots into ``blocks`` every ``BLOCK_ROWS`` rows (so a full buffer costs
+    compact Arrow memory rather than Python objects); the other slots are
+    parsed from the work file at commit (``columns.build_segment``). Row ``i``
+    (across blocks) came from input line ``lines[i]`` and is line ``i`` of
+    the work file.
     """
 
     __slots__ = (
@@ -323,7 +322,7 @@ class Ingester:
         stats = self.summary.streams[stream]
         stats.records += buf.count + len(buf.python_rejects)
         received_at = utc_now_iso()
-        built = build_segment(buf.schema, buf.blocks, datetime.fromisoformat(received_at))
+        built = build_segment(buf.schema, buf.blocks, buf.path, datetime.fromisoformat(received_at))
         schema = built.schema
         # Every record gets its _sdc_sequence now, rejected ones included, so
         # that a replayed reject keeps its place in the stream's order (I6).
