@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterable, Sequence
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -185,6 +185,18 @@ def _decoded_slots(schema: StreamSchema, work_file: Path) -> dict[int, pa.Array]
     return {i: pa.concat_arrays([b.arrays[i] for b in blocks]) for i in wanted}
 
 
+def row_numbers(count: int, start: int = 0) -> pa.Array:
+    """``start, start + 1, ...``: ``count`` int64s made in C (``pa.array(range(n))`` boxes each one)."""
+    if count == 0:
+        return pa.array([], pa.int64())
+    return pc.add(pc.cumulative_sum(pa.repeat(pa.scalar(1, pa.int64()), count)), start - 1)
+
+
+def refused_mask(count: int, rows: Iterable[int]) -> pa.Array:
+    """True at each of ``rows`` among ``count`` rows."""
+    return pc.is_in(row_numbers(count), pa.array(sorted(rows), pa.int64()))
+
+
 @dataclass
 class BuiltSegment:
     table: pa.Table  # accepted rows, in input order, the segment's columns without _sdc_sequence
@@ -247,7 +259,7 @@ def build_segment(
         if seen == refused:
             break
         refused = seen
-        mask = pc.is_in(pa.array(range(n_rows), pa.int64()), pa.array(sorted(refused), pa.int64())) if refused else None
+        mask = refused_mask(n_rows, refused) if refused else None
         for i, col in numbers:
             values = slots[i] if mask is None else pc.if_else(mask, None, slots[i])
             out[col.name], logical[col.name], bad = _typed_column(col.type, values)
@@ -259,8 +271,7 @@ def build_segment(
     names = [c.name for c in refined.columns if c.name != SEQUENCE]
     table = pa.table({name: out[name] for name in names})
     if problems:
-        bad = pa.array(sorted(problems), pa.int64())
-        table = table.filter(pc.invert(pc.is_in(pa.array(range(n_rows), pa.int64()), bad)))
+        table = table.filter(pc.invert(refused_mask(n_rows, problems)))
     return BuiltSegment(table, refined, {row: "; ".join(reasons) for row, reasons in problems.items()})
 
 
