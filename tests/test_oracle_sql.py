@@ -534,6 +534,18 @@ def test_records_oracle_cannot_key_reach_the_spools_rejects_through_the_engine(s
     engine._write_rejects(unit, records)
     assert path.read_bytes() == before
 
+    # `rejects replay` brings them back as records of the run that sent them, in their places.
+    from conftest import run_cli
+
+    r = run_cli("rejects", "replay", "--spool", str(spool), "--log-format", "text")
+    assert r.returncode == 0 and b"2 of 2 replayed" in r.stdout, r.stderr.decode()
+    replayed = [s for s in read_manifest(layout).segments("codes") if s.replay_of]
+    assert [s.replay_of for s in replayed] == [segment.run_id]
+    back = pq.read_table(spool / replayed[0].path).to_pylist()
+    assert [(x["code"], x["label"], x["_sdc_sequence"]) for x in back] == [
+        ("", record["label"], x["sequence"]) for record, x in zip((sent[0], sent[2]), lines)
+    ]
+
 
 def test_direct_path_program_feeds_only_a_staging_table(spool):
     import pyarrow as pa

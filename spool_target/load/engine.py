@@ -399,8 +399,11 @@ class LoadEngine:
         result = UnitResult.COMMITTED
         if entries or (superseded and corrupt is None):
             unit = self._make_unit(binding, entries, superseded or [], replace)
+            def reject(records: Sequence[RejectedRecord]) -> None:
+                self._write_rejects(unit, records)
+
             try:
-                self._guard(self._describe(unit), lambda: self.dest.load(unit, checkpoint, lambda records: self._write_rejects(unit, records)))
+                self._guard(self._describe(unit), lambda: self.dest.load(unit, checkpoint, reject))
             except AlreadyLoaded as err:
                 # A commit whose answer we lost (or another loader): trust the ledger.
                 self.log.warning("part of this work is already in the ledger; planning the stream again", items=list(err.items))
