@@ -35,6 +35,7 @@ import pyarrow as pa
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from spool_target.cli.common import destination_from_config, load_options, open_spool  # noqa: E402
 from spool_target.config import load_config  # noqa: E402
 from spool_target.load.engine import RunMode, run_load  # noqa: E402
 from spool_target.logs import Log  # noqa: E402
@@ -121,7 +122,8 @@ def load_in_process(spool: Path, mode: RunMode = RunMode.FRESH) -> tuple[float, 
     config = load_config([], {"spool_dir": str(spool), "log_format": "json", "duckdb_compression": COMPRESSION}, environ={})
     log = Log("json", stream=io.StringIO(), quiet=True)
     started = time.perf_counter()
-    report = run_load(config, log, mode)
+    layout = open_spool(config)  # what `spool-target load` does with its config
+    report = run_load(layout, destination_from_config(config, layout.root), load_options(config, mode), log)
     return time.perf_counter() - started, report.rows
 
 

@@ -1,5 +1,8 @@
 """The layers, checked: core <- spool <- load <- ops <- cli (README, "Architecture").
 
+Also the edge of the config file: only cli/ reads ``Config``; the library
+below it takes typed options that the CLI makes (cli/common.py).
+
 Each module may import only from its own layer or the layers below it, and
 the project's modules import each other without a cycle. The graph is read
 from the source (AST), so it counts imports inside functions and under
@@ -35,14 +38,23 @@ def layer_of(module: str) -> str:
     return "core"
 
 
-def _imports(module: str) -> set[str]:
-    """Project modules ``module`` imports, wherever in the file."""
+def _imports(module: str, source: str | None = None) -> set[str]:
+    """Project modules ``module`` imports, wherever in the file (``source``: its text, else the file's)."""
+    names = _imported_names(module, source)
+    found = {m for m, _ in names}
+    found.discard(module)
+    return {m for m in found if m in MODULES}
+
+
+def _imported_names(module: str, source: str | None = None) -> set[tuple[str, str]]:
+    """(project module, name) for every import in ``module``; name is "" for `import module`."""
     path = MODULES[module]
     package = module if path.name == "__init__.py" else module.rpartition(".")[0]
-    found: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+    found: set[tuple[str, str]] = set()
+    text = path.read_text() if source is None else source
+    for node in ast.walk(ast.parse(text, str(path))):
         if isinstance(node, ast.Import):
-            found.update(a.name for a in node.names if a.name.startswith("spool_target"))
+            found.update((a.name, "") for a in node.names if a.name.startswith("spool_target"))
         elif isinstance(node, ast.ImportFrom):
             if node.level:
                 base = package.split(".")[: len(package.split(".")) - node.level + 1]
@@ -53,9 +65,8 @@ def _imports(module: str) -> set[str]:
                 continue
             for alias in node.names:  # `from pkg import module` depends on the module
                 sub = f"{source}.{alias.name}"
-                found.add(sub if sub in MODULES else source)
-    found.discard(module)
-    return {m for m in found if m in MODULES}
+                found.add((sub, "") if sub in MODULES else (source, alias.name))
+    return found
 
 
 GRAPH = {m: _imports(m) for m in MODULES}
@@ -125,3 +136,42 @@ def test_the_checks_see_an_upward_import_and_a_cycle():
     assert layer_of("spool_target.load.oracle.destination") == "load"
     assert layer_of("spool_target.ops.views") == "ops"
     assert layer_of("spool_target.naming") == "core"
+
+
+# The config file's objects: the library below cli/ takes typed options instead.
+CONFIG_MODULE = "spool_target.config"
+CONFIG_READERS = {"Config", "load_config", ""}  # "": the module itself (config.Config)
+
+
+def _config_readers(sources: dict[str, str] | None = None) -> list[str]:
+    """Modules of spool/, load/ and ops/ that import ``Config`` (or the config module)."""
+    sources = sources or {}
+    return [
+        f"{m} imports {name or 'the module'} from {CONFIG_MODULE}"
+        for m in sorted(MODULES)
+        if layer_of(m) in ("spool", "load", "ops")
+        for dep, name in sorted(_imported_names(m, sources.get(m)))
+        if dep == CONFIG_MODULE and name in CONFIG_READERS
+    ]
+
+
+def test_nothing_below_the_cli_reads_the_config():
+    readers = _config_readers()
+    assert readers == [], "below cli/, take typed options made in cli/common.py instead:\n" + "\n".join(readers)
+
+
+def test_the_config_check_sees_a_module_that_reads_config():
+    """The test above can fail: planted imports of Config, in three spellings, are each found."""
+    engine, units, follow = "spool_target.load.engine", "spool_target.load.units", "spool_target.ops.follow"
+    planted = {
+        engine: MODULES[engine].read_text() + "\n\ndef _f():\n    from ..config import Config\n",
+        units: MODULES[units].read_text() + "\nif TYPE_CHECKING:\n    from spool_target.config import Config, parse_duration\n",
+        follow: MODULES[follow].read_text() + "\nfrom .. import config\n",
+    }
+    assert _config_readers(planted) == [
+        f"{engine} imports Config from {CONFIG_MODULE}",
+        f"{units} imports Config from {CONFIG_MODULE}",
+        f"{follow} imports the module from {CONFIG_MODULE}",
+    ]
+    # The CLI is the edge: it reads Config, and the check leaves it alone.
+    assert ("spool_target.config", "Config") in _imported_names("spool_target.cli.common")

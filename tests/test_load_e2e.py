@@ -339,6 +339,7 @@ class _Terminal:
 
 
 def test_progress_bar_and_summary_table_on_a_terminal(spool: Path):
+    from spool_target.cli.common import destination_from_config, load_options, open_spool
     from spool_target.config import load_config
     from spool_target.load.engine import RunMode, run_load
     from spool_target.logs import Log
@@ -346,7 +347,10 @@ def test_progress_bar_and_summary_table_on_a_terminal(spool: Path):
     ingest(spool, [*users_stream(rows=[{"id": i} for i in range(5)]),
                    *users_stream("other", rows=[{"id": 1}])], flush_rows=2)
     terminal = _Terminal()
-    report = run_load(load_config([], {"spool_dir": str(spool)}, environ={}), Log("text", stream=terminal), RunMode.FRESH)
+    config = load_config([], {"spool_dir": str(spool)}, environ={})
+    layout = open_spool(config)
+    report = run_load(layout, destination_from_config(config, layout.root), load_options(config, RunMode.FRESH),
+                      Log("text", stream=terminal))
     out = terminal.buffer.getvalue()
     assert report.rows == 6 and report.state.value == "succeeded"
     assert "no destination configured" in out.splitlines()[0]

@@ -187,10 +187,11 @@ def test_duckdb_ledger_refuses_an_item_twice(tmp_path: Path):
                     MetaColumns("_sdc_sequence", "_sdc_deleted_at", "_sdc_table_version"),
                     (ActivateStep(row.item, 2, datetime.now(timezone.utc)),), (row,))
     points: list[str] = []
-    dest.load(unit, points.append)
-    assert points == ["before-commit", "after-commit"]
+    refused: list = []  # DuckDB holds every record: nothing comes back
+    dest.load(unit, points.append, refused.extend)
+    assert points == ["before-commit", "after-commit"] and refused == []
     with pytest.raises(AlreadyLoaded) as err:
-        dest.load(unit, points.append)
+        dest.load(unit, points.append, refused.extend)
     assert err.value.items == ("activate_version/3",)
     assert set(dest.read_ledger("spool-1")) == {"activate_version/3"} and dest.read_ledger("other") == {}
     # Even past the check, the primary key stops a second commit of one item.

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
 
 import pytest
 
 from spool_target.errors import ConfigError
 from spool_target.load.destination import ColumnInfo, ColumnSpec
+from spool_target.load.options import OracleOptions
 from spool_target.load.oracle.destination import column_type_text
 from spool_target.load.oracle.types import (
     OFFLINE_FEATURES,
@@ -221,20 +223,18 @@ def test_offline_assumptions_are_19c():
 
 
 def test_destination_widened_uses_the_oracle_rules():
-    from types import SimpleNamespace
-
     from spool_target.load.oracle.connect import ConnectSettings
     from spool_target.load.oracle.destination import OracleDestination
 
-    cfg = SimpleNamespace(load_strategy="insert", batch_rows=10, load_method="upsert", column_types={},
-                          varchar_length=4000, prefer_float=False, timestamp_type="timestamp_tz", max_identifier_length=None)
+    cfg = OracleOptions(load_strategy="insert", batch_rows=10, load_method="upsert", column_types={},
+                        varchar_length=4000, prefer_float=False, timestamp_type="timestamp_tz", max_identifier_length=None)
     dest = OracleDestination(ConnectSettings(user="u", label="oracle://u@h/s", password="p"), cfg)
     assert dest.widened(ColumnInfo("C", "VARCHAR2(10 CHAR)", "string"), ColumnSpec("C", "string", 20)) == ColumnSpec("C", "string", 20)
     assert dest.widened(ColumnInfo("C", "NUMBER(12,2)", None), ColumnSpec("C", "string")) is None
     assert dest.sql_type(ColumnSpec("C", "string", 5000)) == "CLOB"
-    cfg.max_identifier_length = 31
+    cfg = replace(cfg, max_identifier_length=31)
     assert OracleDestination(ConnectSettings(user="u", label="x", password="p"), cfg).rules.max_bytes == 31
-    cfg.max_identifier_length = 20
+    cfg = replace(cfg, max_identifier_length=20)
     with pytest.raises(ConfigError, match="between 30 and 128"):
         OracleDestination(ConnectSettings(user="u", label="x", password="p"), cfg)
 
@@ -352,16 +352,14 @@ def test_keys_that_cannot_be_indexed_are_refused():
 
 def test_a_key_column_that_would_outgrow_the_index_is_not_widened():
     """Widening a key VARCHAR2 in place would fail at the ALTER with ORA-01450: say it first."""
-    from types import SimpleNamespace
-
     from spool_target.errors import DestinationError
     from spool_target.load.oracle.connect import ConnectSettings
     from spool_target.load.oracle.destination import OracleDestination
     from spool_target.load.oracle.session import CatalogColumn, RecordingSession
     from spool_target.naming import TableRef
 
-    cfg = SimpleNamespace(load_strategy="insert", batch_rows=10, load_method="upsert", column_types={}, varchar_length=4000,
-                          prefer_float=False, timestamp_type="timestamp_tz", max_identifier_length=None)
+    cfg = OracleOptions(load_strategy="insert", batch_rows=10, load_method="upsert", column_types={}, varchar_length=4000,
+                        prefer_float=False, timestamp_type="timestamp_tz", max_identifier_length=None)
     cols = [CatalogColumn("A", "VARCHAR2(700 CHAR)"), CatalogColumn("B", "VARCHAR2(700 CHAR)")]
     rec = RecordingSession(V19, tables={("APP", "T"): cols}, keys={("APP", "T"): ["A", "B"]})
     dest = OracleDestination(ConnectSettings(user="u", label="x", target_schema="APP"), cfg, session=lambda _: rec)

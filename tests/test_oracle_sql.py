@@ -11,6 +11,7 @@ from types import SimpleNamespace
 import pytest
 
 from spool_target.load.destination import ColumnSpec
+from spool_target.load.options import OracleOptions
 from spool_target.load.oracle.binds import BindColumn, bind_order
 from spool_target.load.oracle.connect import ConnectSettings
 from spool_target.load.oracle.destination import OracleDestination
@@ -288,13 +289,13 @@ def test_dropping_a_column_of_a_compressed_table_sets_it_unused():
 
 # ---- the widening state machine, on a simulated catalog ------------------------------
 CFG = dict(load_strategy="insert", batch_rows=10, load_method="append-only", column_types={}, varchar_length=4000,
-           prefer_float=False, timestamp_type="timestamp_tz", max_identifier_length=None, spool_dir="/nonexistent")
+           prefer_float=False, timestamp_type="timestamp_tz", max_identifier_length=None)
 
 
 def _dest(columns: dict[str, str], *, json: tuple[str, ...] = (), objects: dict | None = None,
           **settings) -> tuple[OracleDestination, RecordingSession]:
     """A destination connected to a recording whose catalog holds APP.USERS with ``columns``."""
-    cfg = SimpleNamespace(**{**CFG, **settings})
+    cfg = OracleOptions(**{**CFG, **settings})
     tables = {("APP", "USERS"): [CatalogColumn(n, t, n in json) for n, t in columns.items()]} if columns else {}
     rec = RecordingSession(OFFLINE_FEATURES, tables=tables, objects=objects)
     dest = OracleDestination(ConnectSettings(user="u", label="oracle://u@h/s", target_schema="APP"), cfg, None,
@@ -378,8 +379,9 @@ def test_a_table_never_grows_past_1000_columns():
 # ---- unit programs on real segments: what load binds, checked by the real driver -------------
 def _programs(spool, features=None, **settings):
     """Plan offline (no server) through the real engine, keeping each unit's program."""
+    from spool_target.cli.common import load_options, oracle_options
     from spool_target.config import load_config
-    from spool_target.load.engine import LoadEngine, LoadOptions, RunMode
+    from spool_target.load.engine import LoadEngine, RunMode
     from spool_target.logs import NULL_LOG
     from spool_target.spool.layout import require_spool
 
@@ -393,10 +395,10 @@ def _programs(spool, features=None, **settings):
             programs.append(prog)
             return prog
 
-    dest = Keeping(ConnectSettings(user="u", label="oracle://u@offline/X", target_schema="APP"), config, NULL_LOG,
+    dest = Keeping(ConnectSettings(user="u", label="oracle://u@offline/X", target_schema="APP"), oracle_options(config), NULL_LOG,
                    session=lambda _: rec)
     reporter = SimpleNamespace(begin=lambda r: None, unit_loaded=lambda s, u: None, finish=lambda r: None)
-    LoadEngine(require_spool(spool), dest, config, LoadOptions.from_config(config, RunMode.FRESH), NULL_LOG, reporter).rehearse()
+    LoadEngine(require_spool(spool), dest, load_options(config, RunMode.FRESH), NULL_LOG, reporter).rehearse()
     return programs, "\n\n".join(rec.lines)
 
 
@@ -462,6 +464,87 @@ def test_upsert_program_stages_rejects_empty_keys_and_merges_once(spool):
     merges = [a.stmt.sql for a in prog.work if hasattr(a, "stmt") and a.stmt.sql.startswith("MERGE")]
     assert len(merges) == 1 and 'ON (t."CODE" = s."CODE")' in merges[0]
     assert [a.stmt.sql for a in prog.cleanup] == [f'DROP TABLE {feed.into} PURGE']  # after the commit
+
+
+def test_records_oracle_cannot_key_reach_the_spools_rejects_through_the_engine(spool):
+    """The destination only hands back what it refuses ('' keys in an upsert); the engine journals
+    it in the spool's rejects before the unit commits, once, with the record's _sdc_sequence and
+    the ingest run that sent it -- what `rejects replay` needs to put it back in its place."""
+    import orjson
+    import pyarrow.parquet as pq
+
+    from conftest import record_msg, schema_msg
+    from loadkit import ingest
+    from spool_target.cli.common import load_options, oracle_options
+    from spool_target.config import load_config
+    from spool_target.load.engine import LoadEngine, RunMode
+    from spool_target.logs import NULL_LOG
+    from spool_target.spool.layout import require_spool
+    from spool_target.spool.manifest import read_manifest
+    from spool_target.spool.rejects import iter_rejects
+
+    sent = [{"code": "", "label": "empty-1"}, {"code": "a", "label": "a-1"}, {"code": "", "label": "empty-2"}]
+    codes = schema_msg("codes", {"code": {"type": "string"}, "label": {"type": "string"}}, ["code"])
+    ingest(spool, [codes, *(record_msg("codes", r) for r in sent)])
+    layout = require_spool(spool)
+    rejects_dir = layout.rejects_path("codes")
+    at_commit: list[list[bytes]] = []
+
+    class Reading(RecordingSession):
+        """A recording that reads every row it is fed, as the driver does (which is where '' keys are found)."""
+
+        def feed(self, feed, batches, *, batch_rows):
+            for _ in batches:
+                pass
+            return super().feed(feed, [], batch_rows=batch_rows)
+
+        def commit(self):
+            at_commit.append([p.read_bytes() for p in sorted(rejects_dir.glob("load-*.jsonl"))])
+            super().commit()
+
+    rec = Reading(OFFLINE_FEATURES)
+    config = load_config([], {"spool_dir": str(spool), "target_schema": "APP", "load_method": "upsert"}, environ={})
+    dest = OracleDestination(ConnectSettings(user="u", label="oracle://u@offline/X", target_schema="APP"),
+                             oracle_options(config), NULL_LOG, session=lambda _: rec)
+    reporter = SimpleNamespace(begin=lambda r: None, unit_loaded=lambda s, u: None, finish=lambda r: None)
+    engine = LoadEngine(layout, dest, load_options(config, RunMode.FRESH), NULL_LOG, reporter)
+    handed: list = []
+    write = engine._write_rejects
+    engine._write_rejects = lambda unit, records: (handed.append((unit, records)), write(unit, records))[1]
+    report = engine.run()
+
+    (path,) = sorted(rejects_dir.glob("load-*.jsonl"))
+    assert path.name == f"load-{report.run_id}.jsonl"
+    assert at_commit[-1] == [path.read_bytes()]  # durable before the unit's COMMIT (I5)
+    lines = [orjson.loads(x) for x in path.read_bytes().splitlines()]
+    assert [orjson.loads(x["raw"]) for x in lines] == [sent[0], sent[2]]  # the records the tap sent, no metadata
+    (segment,) = read_manifest(layout).segments("codes")
+    held = pq.read_table(spool / segment.path).to_pylist()
+    assert [x["sequence"] for x in lines] == [r["_sdc_sequence"] for r in held if r["code"] == ""]
+    assert {x["run_id"] for x in lines} == {segment.run_id}  # the ingest run, not the load's
+    assert all(x["line"] is None and x["stream"] == "codes" for x in lines)
+    assert lines[0]["reason"].startswith("key property 'code' is an empty string, which Oracle stores as NULL")
+    assert report.streams["codes"].rejected == 2
+    assert [(r.sequence, r.run_id) for r in iter_rejects(layout, "codes")] == [(x["sequence"], x["run_id"]) for x in lines]
+
+    # The same unit again (a retry after a lost connection): refused again, journaled once.
+    (unit, records), = handed
+    assert [r.item for r in records] == [segment.path] * 2
+    before = path.read_bytes()
+    engine._write_rejects(unit, records)
+    assert path.read_bytes() == before
+
+    # `rejects replay` brings them back as records of the run that sent them, in their places.
+    from conftest import run_cli
+
+    r = run_cli("rejects", "replay", "--spool", str(spool), "--log-format", "text")
+    assert r.returncode == 0 and b"2 of 2 replayed" in r.stdout, r.stderr.decode()
+    replayed = [s for s in read_manifest(layout).segments("codes") if s.replay_of]
+    assert [s.replay_of for s in replayed] == [segment.run_id]
+    back = pq.read_table(spool / replayed[0].path).to_pylist()
+    assert [(x["code"], x["label"], x["_sdc_sequence"]) for x in back] == [
+        ("", record["label"], x["sequence"]) for record, x in zip((sent[0], sent[2]), lines)
+    ]
 
 
 def test_direct_path_program_feeds_only_a_staging_table(spool):

@@ -1,7 +1,17 @@
-"""What every command shares: config options, logging, and turning errors into exit codes.
+"""What every command shares: config options, logging, typed options, and turning errors into exit codes.
 
 Commands stay thin: parse flags, build a Config and a Log, call one library
 function inside ``run_command``, print its result.
+
+This is the edge where the config file ends: the functions below turn the
+resolved ``Config`` into the typed, frozen options the library takes
+(``IngestOptions``, ``LoadOptions``, ``NamingOptions``, ``DestinationOptions``
+with ``OracleOptions``, a ``DestinationChoice``, ``FollowOptions``), and
+nothing under spool/, load/ or ops/ reads ``Config`` (tests/test_layers.py
+checks it). ``open_spool`` is the one place a command's spool is opened, and
+``destination_from_config`` the one place that decides which destination it
+talks to. The library is imported inside these functions, so that `ingest`
+never loads the load engine (I3).
 """
 
 from __future__ import annotations
@@ -9,7 +19,7 @@ from __future__ import annotations
 import sys
 import traceback
 from pathlib import Path
-from typing import Any, Callable, Optional, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Optional, TypeVar
 
 import typer
 
@@ -17,6 +27,13 @@ from ..config import Config, load_config
 from ..errors import ExitCode, SpoolTargetError
 from ..logs import Log
 from ..spool.ingest import IngestOptions
+from ..spool.layout import SpoolLayout, require_spool
+
+if TYPE_CHECKING:
+    from ..load.destination import DestinationChoice, DestinationSpec
+    from ..load.engine import LoadOptions, RunMode
+    from ..load.options import DestinationOptions, NamingOptions, OracleOptions
+    from ..ops.follow import FollowOptions
 
 T = TypeVar("T")
 
@@ -32,6 +49,76 @@ def ingest_options(config: Config) -> IngestOptions:
         min_free_disk_mb=config.min_free_disk_mb,
         lock_wait_seconds=config.lock_wait_seconds,
     )
+
+
+def open_spool(config: Config, *, must_exist: bool = True) -> SpoolLayout:
+    """The spool a command works on (``spool_dir``); by default it must exist already
+    (a SpoolError, exit 5, says to ingest first)."""
+    return require_spool(config.spool_dir) if must_exist else SpoolLayout(config.spool_dir)
+
+
+def naming_options(config: Config) -> NamingOptions:
+    from ..load.options import NamingOptions
+
+    return NamingOptions(
+        default_target_schema=config.default_target_schema,
+        table_mappings=config.table_mappings,
+        column_mappings=config.column_mappings,
+    )
+
+
+def oracle_options(config: Config) -> OracleOptions:
+    from dataclasses import fields
+
+    from ..load.options import OracleOptions
+
+    # Every field is the setting of the same name (config.SETTINGS parses and checks its type).
+    return OracleOptions(**{f.name: getattr(config, f.name) for f in fields(OracleOptions)})
+
+
+def destination_options(config: Config) -> DestinationOptions:
+    from ..load.options import DestinationOptions, DuckDBOptions
+
+    return DestinationOptions(
+        duckdb=DuckDBOptions(config.default_target_schema, config.duckdb_compression),
+        oracle=oracle_options(config),
+    )
+
+
+def destination_spec(config: Config, spool_root: Path, *, oracle: bool = False) -> DestinationSpec:
+    """The configured destination: ``destination``, else Oracle if ``dsn`` or ``host`` is set
+    (or ``oracle``: for the Oracle-only commands), else the embedded DuckDB file in the spool."""
+    from ..load.destination import parse_destination
+
+    return parse_destination(config.destination, spool_root, oracle_configured=oracle or bool(config.dsn or config.host))
+
+
+def destination_from_config(config: Config, spool_root: Path) -> DestinationChoice:
+    """Which destination a command talks to, with its options: the one place that decides it."""
+    from ..load.destination import DestinationChoice
+
+    return DestinationChoice(destination_spec(config, spool_root), destination_options(config))
+
+
+def load_options(config: Config, mode: RunMode) -> LoadOptions:
+    from ..load.destination import DeleteMode, WriteMode
+    from ..load.engine import LoadOptions
+
+    return LoadOptions(
+        mode=mode,
+        write=WriteMode(config.load_method),
+        deletes=DeleteMode.HARD if config.hard_delete else DeleteMode.SOFT,
+        max_wait=config.max_wait_seconds,
+        unit_rows=config.transaction_rows,
+        naming=naming_options(config),
+    )
+
+
+def follow_options(config: Config, until_idle: float | None, background_of: int | None) -> FollowOptions:
+    from ..ops.follow import FollowOptions
+
+    return FollowOptions(until_idle, background_of=background_of, retention=config.retention)
+
 
 ConfigOption = typer.Option(
     None,

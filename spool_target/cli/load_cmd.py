@@ -21,9 +21,14 @@ from .common import (
     MaxWaitOption,
     QuietOption,
     SpoolOption,
+    destination_from_config,
     echo,
+    follow_options,
+    load_options,
     make_config,
     make_log,
+    naming_options,
+    open_spool,
     run_command,
 )
 
@@ -76,16 +81,24 @@ def load_command(
     mode = RunMode.RESUME if resume else RunMode.FRESH
     # --- ops (load --follow, retention): see spool_target/ops/follow.py and ops/prune.py ---
     if follow or background_of is not None:
-        from ..ops.follow import FollowOptions, follow_load
+        from ..ops.follow import FollowReport, follow_load
 
-        run_command(log, lambda: follow_load(config, log, mode, FollowOptions(until_idle, background_of=background_of)))
+        def follow_spool() -> FollowReport:
+            # The spool may not exist yet: a loader started with its ingest waits for the first segment.
+            layout = open_spool(config, must_exist=False)
+            return follow_load(layout, destination_from_config(config, layout.root), load_options(config, mode),
+                               follow_options(config, until_idle, background_of), log)
+
+        run_command(log, follow_spool)
         return
     if until_idle is not None:
         run_command(log, lambda: _usage("--until-idle needs --follow"))
-    run_command(log, lambda: run_load(config, log, mode))
+    layout = run_command(log, lambda: open_spool(config))
+    choice = run_command(log, lambda: destination_from_config(config, layout.root))
+    run_command(log, lambda: run_load(layout, choice, load_options(config, mode), log))
     from ..ops.prune import retention_prune
 
-    run_command(log, lambda: retention_prune(config, log))
+    run_command(log, lambda: retention_prune(layout, choice, config.retention, log))
 
 
 def _usage(message: str) -> None:
@@ -106,9 +119,13 @@ def status_command(
 
     Works with the destination unreachable: it says so and shows the spool side.
     """
-    from ..ops.status import render_status, spool_status
+    from ..ops.status import StatusReport, render_status, spool_status
 
     config = make_config(config_files, spool_dir=str(spool) if spool else None, destination=destination, log_format=log_format)
     log = make_log(config)
-    report = run_command(log, lambda: spool_status(config, log))
+    def status() -> StatusReport:
+        layout = open_spool(config)
+        return spool_status(layout, destination_from_config(config, layout.root), naming_options(config), log)
+
+    report = run_command(log, status)
     echo(log, json.dumps(log.scrub_data(report.to_json()), indent=2, ensure_ascii=False) if as_json else render_status(report))

@@ -11,11 +11,12 @@ import os
 from dataclasses import replace
 import sys
 from pathlib import Path
-from typing import Callable, Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
 import typer
 
 from ..config import Config
+from ..spool.layout import SpoolLayout
 from .app import app
 from .common import (
     ingest_options,
@@ -25,12 +26,17 @@ from .common import (
     MaxWaitOption,
     QuietOption,
     SpoolOption,
+    destination_from_config,
     echo,
     make_config,
     make_log,
+    open_spool,
     run_command,
 )
 from .output import choose_format, write_records, write_rows
+
+if TYPE_CHECKING:
+    from ..load.destination import DestinationChoice
 
 FormatOption = typer.Option(
     None,
@@ -45,6 +51,11 @@ OfflineOption = typer.Option(False, "--offline", help="Do not read the destinati
 
 def _config(config_files: Optional[list[Path]], spool: Optional[Path], **overrides: object) -> Config:
     return make_config(config_files, spool_dir=str(spool) if spool else None, **overrides)
+
+
+def _ledger_source(config: Config, layout: SpoolLayout, offline: bool) -> "DestinationChoice | None":
+    """The destination whose ledger says what is loaded; None with --offline."""
+    return None if offline else destination_from_config(config, layout.root)
 
 
 def _printing(fn: Callable[[], object]) -> None:
@@ -82,7 +93,8 @@ def sql_command(
     text = sys.stdin.read() if query == "-" else query
 
     def work() -> None:
-        con, _ = connect_spool(config, log, with_ledger=not offline)
+        layout = open_spool(config)
+        con, _ = connect_spool(layout, _ledger_source(config, layout, offline), log)
         try:
             result = run_query(con, text)
             if result is not None:
@@ -109,11 +121,15 @@ def inspect_command(
     Views only (absolute paths; no data copied), the same as `spool-target
     sql` has; run it again after new segments are committed or pruned.
     """
-    from ..ops.views import render_inspect, write_inspect_db
+    from ..ops.views import InspectResult, render_inspect, write_inspect_db
 
     config = _config(config_files, spool, destination=destination, log_format=log_format)
     log = make_log(config)
-    result = run_command(log, lambda: write_inspect_db(config, log, db, with_ledger=not offline))
+    def write() -> InspectResult:
+        layout = open_spool(config)
+        return write_inspect_db(layout, _ledger_source(config, layout, offline), log, db)
+
+    result = run_command(log, write)
     typer.echo(render_inspect(result))
 
 
@@ -133,12 +149,16 @@ def verify_command(
     behind. Without --destination the ledger is checked when a destination is
     configured or the embedded DuckDB file exists.
     """
-    from ..ops.verify import raise_for_problems, verify_spool
+    from ..ops.verify import VerifyReport, raise_for_problems, verify_spool
 
     config = _config(config_files, spool, destination=destination, log_format=log_format)
     log = make_log(config)
     check = False if no_destination else (True if destination else None)
-    report = run_command(log, lambda: verify_spool(config, log, check_destination=check))
+    def verify() -> VerifyReport:
+        layout = open_spool(config)
+        return verify_spool(layout, destination_from_config(config, layout.root), log, check_destination=check)
+
+    report = run_command(log, verify)
     for problem in report.problems:
         echo(log, problem.line())
     for note in report.notes:
@@ -169,7 +189,7 @@ def prune_command(
     """
     from ..config import parse_duration
     from ..errors import ConfigError
-    from ..ops.prune import PruneState, prune_spool
+    from ..ops.prune import PruneReport, PruneState, prune_spool
 
     config = _config(config_files, spool, destination=destination, log_format=log_format)
     log = make_log(config, quiet)
@@ -181,7 +201,12 @@ def prune_command(
             raise ConfigError(f"--older-than: {err}") from None
 
     limit = run_command(log, age)
-    report = run_command(log, lambda: prune_spool(config, log, older_than=limit, dry_run=dry_run, max_wait=max_wait))
+    def prune() -> PruneReport:
+        layout = open_spool(config)
+        return prune_spool(layout, destination_from_config(config, layout.root), log, older_than=limit, dry_run=dry_run,
+                           max_wait=config.max_wait_seconds if max_wait is None else max_wait)
+
+    report = run_command(log, prune)
     verb = "would prune" if report.state is PruneState.DRY_RUN else "pruned"
     for seg in report.plan.delete:
         typer.echo(f"{verb} {seg.path} (stream {seg.stream!r}, {seg.rows:,} rows, {seg.bytes:,} bytes)")
@@ -213,14 +238,13 @@ def rejects_command(
     """
     if ctx.invoked_subcommand is not None:
         return
-    from ..spool.layout import require_spool
     from ..spool.rejects import list_rejects
     from .output import Format
 
     config = _config(config_files, spool, log_format=log_format)
     log = make_log(config)
     out_format = run_command(log, lambda: choose_format(fmt))
-    listing = run_command(log, lambda: list_rejects(require_spool(config.spool_dir), stream, include_replayed=include_replayed))
+    listing = run_command(log, lambda: list_rejects(open_spool(config), stream, include_replayed=include_replayed))
     count_rows = [(c.stream, c.reason, c.count) for c in listing.counts]
 
     def show() -> None:

@@ -20,8 +20,12 @@ from .common import (
     MaxWaitOption,
     QuietOption,
     SpoolOption,
+    destination_spec,
+    load_options,
     make_config,
     make_log,
+    open_spool,
+    oracle_options,
     run_command,
 )
 
@@ -53,14 +57,19 @@ def check_command(
     the database stays unreachable.
     """
     from ..errors import DestinationError
-    from ..load.oracle.check import run_check
+    from ..load.oracle.check import CheckReport, run_check
 
     config = make_config(
         config_files, spool_dir=str(spool) if spool else None, destination=destination,
         max_wait_seconds=max_wait, log_format=log_format,
     )
     log = make_log(config, quiet)
-    report = run_command(log, lambda: run_check(config, log))
+    def check() -> CheckReport:
+        layout = open_spool(config, must_exist=False)  # no spool yet: check says nothing is pending
+        return run_check(destination_spec(config, layout.root, oracle=True), oracle_options(config), layout, log,
+                         max_wait=config.max_wait_seconds)
+
+    report = run_command(log, check)
     typer.echo(log.scrub(json.dumps(log.scrub_data(report.to_json()), indent=2) if as_json else report.render()))
     if not report.ok:
         missing = ", ".join(i.name for i in report.items if i.ok is False)
@@ -104,6 +113,7 @@ def plan_command(
     against the tables as they are now. The script starts with the session
     set-up and names the bind type of every placeholder.
     """
+    from ..load.engine import RunMode
     from ..load.oracle.script import plan_script
 
     config = make_config(
@@ -119,8 +129,14 @@ def plan_command(
                               hint="without --offline the plan asks the server itself")
 
         run_command(log, refuse)
-    script, _ = run_command(
-        log, lambda: plan_script(config, log, offline=offline, assume=assume, max_string_size=max_string_size))
+    def plan() -> tuple[str, dict[str, int]]:
+        layout = open_spool(config)
+        return plan_script(
+            layout, destination_spec(config, layout.root, oracle=True), config.destination, oracle_options(config),
+            load_options(config, RunMode.FRESH), log, offline=offline, assume=assume, max_string_size=max_string_size,
+        )
+
+    script, _ = run_command(log, plan)
     script = log.scrub(script)
     if output is not None:
         output.write_text(script)

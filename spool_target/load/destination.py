@@ -6,15 +6,16 @@ tables look like, how to create or widen them, and how to apply one
 ``LoadUnit`` -- an ordered list of a stream's segments and ACTIVATE_VERSIONs
 plus their ledger rows -- in ONE transaction.
 
-Contract of ``Destination.load`` (each destination must keep it, I4):
+Contract of ``Destination.load(unit, checkpoint, reject)`` (each destination must keep it, I4):
 
 1. begin a transaction;
 2. if any of ``unit.ledger`` is already in the ledger, roll back and raise
    ``AlreadyLoaded`` (a commit whose answer was lost: the engine re-plans);
 3. ``unit.write is WriteMode.OVERWRITE``: delete every row of the table first;
 4. apply the steps in order (see ``WriteMode`` and ``DeleteMode``);
-5. insert the ledger rows; call ``checkpoint("before-commit")``; commit;
-   call ``checkpoint("after-commit")``.
+5. hand the records it could not load, if any, to ``reject`` (the engine
+   writes them to the spool's rejects durably, I5); insert the ledger rows;
+   call ``checkpoint("before-commit")``; commit; call ``checkpoint("after-commit")``.
 
 The ledger (one table per destination, ``_spool_ledger`` unless the dialect
 renames it) has the primary key (spool_id, item), so even a second commit
@@ -25,10 +26,18 @@ transient (retry with backoff), permanent (fail fast) or not a database
 error at all (a bug).
 
 Destinations are chosen by URL (``parse_destination``) and opened with
-``open_destination``; a destination module exposes
-``open_destination(spec, config, log) -> Destination``. Every command
-that talks to the configured destination goes through
-``destination_from_config``, the one place that reads which one it is.
+``open_destination(spec, options, log)``, where ``options`` are typed
+(``options.py``); a destination module exposes a function of that name and
+signature. A ``DestinationChoice`` is a spec with its options: what the
+commands pass to the library. The CLI makes it (``cli.common.destination_from_config``,
+the one place that reads which destination a command talks to); nothing here
+reads the config file.
+
+Destinations stay dialect only: they never read or write the spool. Rows a
+destination cannot load (Oracle: a key that is '') go back to the engine
+through ``Destination.load``'s ``reject`` argument, and the engine writes
+them with the spool's rejects writer; names and column-type overrides come
+from the engine's ``StreamBinding``s (``Destination.use_bindings``).
 """
 
 from __future__ import annotations
@@ -36,7 +45,7 @@ from __future__ import annotations
 import abc
 import enum
 import importlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Callable, Iterator, Mapping, Sequence
@@ -45,11 +54,11 @@ from urllib.parse import unquote, urlsplit
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..config import Config
 from ..errors import ConfigError, SpoolTargetError
 from ..logs import Log
 from ..naming import NamingRules, TableRef
 from ..schema import widen
+from .options import DestinationOptions
 
 Checkpoint = Callable[[str], None]  # fault-injection points; see engine.checkpoint
 
@@ -114,6 +123,18 @@ class MetaColumns:
 
 
 @dataclass(frozen=True)
+class StreamBinding:
+    """How one stream maps onto its table, stable for the life of the spool (``units.bind_streams``)."""
+
+    stream: str
+    table: TableRef
+    columns: Mapping[str, str]  # property or metadata name -> column name
+
+    def column(self, source: str) -> str:
+        return self.columns[source]
+
+
+@dataclass(frozen=True)
 class SourceColumn:
     position: int  # index of the column in the segment's Parquet file
     source: str  # its name there (the property name)
@@ -146,6 +167,19 @@ class ActivateStep:
 
 
 Step = SegmentStep | ActivateStep
+
+
+@dataclass(frozen=True)
+class RejectedRecord:
+    """A record a destination cannot load (Oracle: its key is ''), handed back to the engine."""
+
+    item: str  # the segment it is in (SegmentStep.item)
+    values: Mapping[str, object]  # by source name: properties and metadata (_sdc_sequence...)
+    reason: str  # what is wrong with it, naming the table and the segment
+
+
+# How a destination hands rejected records to the engine, before it commits the unit.
+Reject = Callable[[Sequence[RejectedRecord]], None]
 
 
 @dataclass(frozen=True)
@@ -263,8 +297,13 @@ class Destination(abc.ABC):
         """Change an existing column's type to the (wider) ``column.type``, keeping every value."""
 
     @abc.abstractmethod
-    def load(self, unit: LoadUnit, checkpoint: Checkpoint) -> None:
+    def load(self, unit: LoadUnit, checkpoint: Checkpoint, reject: Reject) -> None:
         """Apply ``unit`` in one transaction (see the module docstring)."""
+
+    def use_bindings(self, bindings: Mapping[str, StreamBinding]) -> None:
+        """The engine's tables and columns per stream, once it has bound them (after
+        connecting). Dialects with per-column settings (Oracle's ``column_types``) resolve
+        them through these; the default needs nothing."""
 
     @abc.abstractmethod
     def sweep(self, spool_id: str) -> list[str]:
@@ -372,10 +411,10 @@ def parse_destination(url: str, spool_dir: Path, *, oracle_configured: bool = Fa
     )
 
 
-def open_destination(spec: DestinationSpec, config: object, log: object) -> Destination:
+def open_destination(spec: DestinationSpec, options: DestinationOptions, log: Log | None) -> Destination:
     """The destination object for ``spec`` (not connected yet)."""
     module_name = f"{__package__}.{DESTINATION_MODULES[spec.kind]}"
-    factory: Callable[[DestinationSpec, object, object], Destination] | None
+    factory: Callable[[DestinationSpec, DestinationOptions, Log | None], Destination] | None
     try:
         factory = getattr(importlib.import_module(module_name), "open_destination", None)
     except ModuleNotFoundError as err:
@@ -387,16 +426,17 @@ def open_destination(spec: DestinationSpec, config: object, log: object) -> Dest
             f"the {spec.kind.value} destination is not available in this build of spool-target",
             hint="use a duckdb:// destination for now, or install a spool-target release with Oracle support",
         )
-    dest: Destination = factory(spec, config, log)
+    dest: Destination = factory(spec, options, log)
     return dest
 
 
-def spec_from_config(config: Config, spool_root: Path) -> DestinationSpec:
-    """The configured destination: ``destination``, else Oracle if ``dsn`` or ``host`` is set, else the embedded DuckDB file."""
-    return parse_destination(config.destination, spool_root, oracle_configured=bool(config.dsn or config.host))
+@dataclass(frozen=True)
+class DestinationChoice:
+    """The destination a command talks to and its options, as the CLI resolved them
+    (``cli.common.destination_from_config``). Opened afresh by each ``open``."""
 
+    spec: DestinationSpec
+    options: DestinationOptions = field(default_factory=DestinationOptions)
 
-def destination_from_config(config: Config, spool_root: Path, log: Log) -> tuple[DestinationSpec, Destination]:
-    """The configured destination, opened (not connected yet), with the spec it came from."""
-    spec = spec_from_config(config, spool_root)
-    return spec, open_destination(spec, config, log)
+    def open(self, log: Log | None) -> Destination:
+        return open_destination(self.spec, self.options, log)

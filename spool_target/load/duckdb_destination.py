@@ -39,6 +39,7 @@ import duckdb
 
 from ..durable import make_dirs
 from ..errors import SegmentCorrupt
+from ..logs import Log
 from ..naming import DUCKDB, TableRef
 from .destination import (
     Access,
@@ -55,9 +56,11 @@ from .destination import (
     FailureKind,
     LedgerEntry,
     LoadUnit,
+    Reject,
     SegmentStep,
     WriteMode,
 )
+from .options import DestinationOptions
 
 SQL_TYPES = {
     "integer": "BIGINT",
@@ -86,12 +89,12 @@ class Compression(enum.Enum):
     COMPACT = "compact"  # DuckDB's defaults
 
 
-def open_destination(spec: DestinationSpec, config: Any, log: Any) -> "DuckDBDestination":
+def open_destination(spec: DestinationSpec, options: DestinationOptions, log: Log | None) -> "DuckDBDestination":
     assert spec.path is not None
     return DuckDBDestination(
         spec.path,
-        getattr(config, "default_target_schema", "") or None,
-        Compression(getattr(config, "duckdb_compression", "fast")),
+        options.duckdb.default_target_schema or None,
+        Compression(options.duckdb.duckdb_compression),
     )
 
 
@@ -250,7 +253,8 @@ class DuckDBDestination(Destination):
         return [f"{schema}.{name}" for schema, name in rows]
 
     # ----- the unit of work ----------------------------------------------------
-    def load(self, unit: LoadUnit, checkpoint: Checkpoint) -> None:
+    def load(self, unit: LoadUnit, checkpoint: Checkpoint, reject: Reject) -> None:
+        """DuckDB holds every record it is given (a '' key is a key): ``reject`` is never called."""
         con = self._con
         con.execute("BEGIN TRANSACTION")
         try:

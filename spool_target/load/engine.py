@@ -22,6 +22,13 @@ A missing or corrupt segment stops its stream there; other streams go on;
 the run then exits 5. A permanent destination error stops the run (exit 6).
 Transient errors past ``max_wait`` stop it with exit 75.
 
+Records a destination cannot load come back through ``Destination.load``'s
+``reject`` argument; the engine writes them to the spool's rejects
+(``spool/rejects.py``) before the destination commits the unit (I5).
+
+The engine reads no config file: the CLI gives it typed ``LoadOptions``
+(with the ``NamingOptions`` of ``bind_streams``) and an opened destination.
+
 Fault injection for tests (``spool_target.faults``):
 ``SPOOL_TARGET_TEST_CRASH_AT=<point>:<count>`` SIGKILLs the process the
 <count>-th time it reaches <point>: ``load:unit-start``, ``load:after-ddl``,
@@ -33,11 +40,12 @@ from __future__ import annotations
 
 import enum
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Callable, TypeVar
+from typing import Callable, Sequence, TypeVar
 
-from ..config import Config
+import orjson
+
 from ..faults import crash_point
 from ..errors import (
     DestinationUnavailable,
@@ -45,9 +53,10 @@ from ..errors import (
     TransientDestinationError,
 )
 from ..logs import Log
-from ..schema import DELETED_AT, SEQUENCE, TABLE_VERSION
-from ..spool.layout import SpoolLayout, SpoolLock, require_spool
+from ..schema import DELETED_AT, METADATA_NAMES, SEQUENCE, TABLE_VERSION
+from ..spool.layout import SpoolLayout, SpoolLock
 from ..spool.manifest import ActivateVersion, Manifest, Segment, read_manifest, utc_now_iso
+from ..spool.rejects import NewReject, append_rejects
 from .destination import (
     Access,
     ActivateStep,
@@ -55,19 +64,21 @@ from .destination import (
     ColumnSpec,
     DeleteMode,
     Destination,
+    DestinationChoice,
     LedgerEntry,
     LedgerRow,
     LoadUnit,
     MetaColumns,
+    RejectedRecord,
     SegmentStep,
     SourceColumn,
+    StreamBinding,
     AlreadyLoaded,
     WriteMode,
-    destination_from_config,
 )
+from .options import NamingOptions
 from .units import (
     RunPlan,
-    StreamBinding,
     VerifiedSegment,
     WorkItem,
     bind_streams,
@@ -98,22 +109,15 @@ class UnitResult(enum.Enum):
 
 @dataclass(frozen=True)
 class LoadOptions:
-    mode: RunMode
-    write: WriteMode
-    deletes: DeleteMode
-    max_wait: float
-    unit_rows: int
-    unit_segments: int = 256
+    """How a load runs; made by the CLI from its config (``cli.common.load_options``)."""
 
-    @classmethod
-    def from_config(cls, config: Config, mode: RunMode) -> "LoadOptions":
-        return cls(
-            mode=mode,
-            write=WriteMode(config.load_method),
-            deletes=DeleteMode.HARD if config.hard_delete else DeleteMode.SOFT,
-            max_wait=config.max_wait_seconds,
-            unit_rows=config.transaction_rows,
-        )
+    mode: RunMode
+    write: WriteMode = WriteMode.APPEND
+    deletes: DeleteMode = DeleteMode.SOFT
+    max_wait: float = 300.0
+    unit_rows: int = 1_000_000
+    unit_segments: int = 256
+    naming: NamingOptions = field(default_factory=NamingOptions)
 
 
 def checkpoint(point: str) -> None:
@@ -121,16 +125,15 @@ def checkpoint(point: str) -> None:
     crash_point(f"load:{point}")
 
 
-def run_load(config: Config, log: Log, mode: RunMode) -> LoadReport:
-    """``spool-target load``: everything pending in the spool, into the configured destination."""
-    layout = require_spool(config.spool_dir)
-    spec, destination = destination_from_config(config, layout.root, log)
+def run_load(layout: SpoolLayout, choice: DestinationChoice, options: LoadOptions, log: Log) -> LoadReport:
+    """``spool-target load``: everything pending in the spool, into the chosen destination."""
+    spec, destination = choice.spec, choice.open(log)
     if spec.implicit:
         log.info(f"no destination configured: loading into the embedded DuckDB file {spec.path}")
     else:
         log.info(f"loading spool {layout.root} into {spec.describe()}")
     with SpoolLock(layout.root / "load.lock", "load"):
-        engine = LoadEngine(layout, destination, config, LoadOptions.from_config(config, mode), log, make_reporter(log))
+        engine = LoadEngine(layout, destination, options, log, make_reporter(log))
         return engine.run()
 
 
@@ -139,7 +142,6 @@ class LoadEngine:
         self,
         layout: SpoolLayout,
         destination: Destination,
-        config: Config,
         options: LoadOptions,
         log: Log,
         reporter: Reporter,
@@ -148,7 +150,6 @@ class LoadEngine:
     ):
         self.layout = layout
         self.dest = destination
-        self.config = config
         self.opt = options
         self.log = log
         self.reporter = reporter
@@ -158,6 +159,7 @@ class LoadEngine:
         self._verified: dict[str, VerifiedSegment] = {}
         self._warned: set[tuple[str, str]] = set()
         self._swept = False  # leftovers are swept once per run, at the first connect
+        self._rejected: set[str] = set()  # segments whose refused records are written (a retried unit refuses them again)
         self.bindings: dict[str, StreamBinding] = {}  # set after the first connect (names may depend on the server)
 
     # ----- the run ---------------------------------------------------------
@@ -256,7 +258,8 @@ class LoadEngine:
         """Tables and columns for every stream. After connecting, because a
         dialect's rules may depend on the server (Oracle's identifier length)."""
         self.rules = self.dest.rules
-        self.bindings = bind_streams(self.manifest, self.rules, self.config)
+        self.bindings = bind_streams(self.manifest, self.rules, self.opt.naming)
+        self.dest.use_bindings(self.bindings)
         for stream, binding in self.bindings.items():
             self.report.streams[stream] = StreamReport(
                 stream, str(binding.table), rejected=count_rejects(self.layout, stream)
@@ -396,8 +399,11 @@ class LoadEngine:
         result = UnitResult.COMMITTED
         if entries or (superseded and corrupt is None):
             unit = self._make_unit(binding, entries, superseded or [], replace)
+            def reject(records: Sequence[RejectedRecord]) -> None:
+                self._write_rejects(unit, records)
+
             try:
-                self._guard(self._describe(unit), lambda: self.dest.load(unit, checkpoint))
+                self._guard(self._describe(unit), lambda: self.dest.load(unit, checkpoint, reject))
             except AlreadyLoaded as err:
                 # A commit whose answer we lost (or another loader): trust the ledger.
                 self.log.warning("part of this work is already in the ledger; planning the stream again", items=list(err.items))
@@ -561,6 +567,34 @@ class LoadEngine:
             checkpoint("after-ddl")
             existing = self._guard(f"reading table {table}", lambda: self.dest.table_columns(table))
         return existing
+
+    # ----- records the destination refused ---------------------------------------
+    def _write_rejects(self, unit: LoadUnit, records: Sequence[RejectedRecord]) -> None:
+        """Journal what the destination refused, durably, before it commits the unit (I5).
+
+        Each record keeps its ``_sdc_sequence`` and the ingest run that sent it (its
+        segment's, or the run a replay brought it back for), so that ``rejects replay``
+        puts it back in its place in the stream (I6) and in its run (overwrite, I9)."""
+        fresh = [r for r in records if r.item not in self._rejected]  # a retried unit: written already
+        if not fresh:
+            return
+        runs = {s.path: s.source_run for s in self.manifest.segments(unit.stream)}
+        out: list[NewReject] = []
+        for r in fresh:
+            sequence = r.values.get(SEQUENCE)
+            record = {k: v for k, v in r.values.items() if k not in METADATA_NAMES}
+            out.append(NewReject(
+                reason=r.reason,
+                raw=orjson.dumps(record, default=str).decode(),
+                run_id=runs.get(r.item, self.report.run_id),
+                sequence=sequence if isinstance(sequence, int) else None,
+            ))
+        path = append_rejects(self.layout, unit.stream, f"load-{self.report.run_id}.jsonl", out)
+        self._rejected.update(r.item for r in fresh)
+        self.log.warning(
+            f"rejected {len(out)} record(s) of stream {unit.stream!r} that table {unit.table} cannot hold",
+            stream=unit.stream, rejects=str(path),
+        )
 
     # ----- errors -----------------------------------------------------------
     def _guard(self, what: str, fn: Callable[[], T]) -> T:

@@ -15,17 +15,15 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
-from ..config import Config
 from ..errors import TransientDestinationError
 from ..logs import Log
-from ..spool.layout import SpoolLayout
 from ..spool.manifest import utc_now_iso
 from .destination import (
     SEGMENT_LEDGER_KINDS,
     Access,
+    DestinationChoice,
     DestinationMissing,
     LedgerEntry,
-    destination_from_config,
 )
 from .retry import Backoff, guarded, with_retries
 
@@ -56,8 +54,7 @@ class LedgerSnapshot:
 
 
 def read_ledger_snapshot(
-    config: Config,
-    layout: SpoolLayout,
+    choice: DestinationChoice,
     spool_id: str,
     log: Log,
     *,
@@ -70,7 +67,7 @@ def read_ledger_snapshot(
     then give UNREACHABLE. A permanent one (bad credentials) raises
     DestinationError with the destination's advice.
     """
-    _, dest = destination_from_config(config, layout.root, log)
+    dest = choice.open(log)
     backoff = Backoff(max_wait, cap=5.0)
     what = f"reading the load ledger of {dest.label}"
 

@@ -1,6 +1,6 @@
 """What to load, where, in which order: streams bound to tables, pending work, units.
 
-Everything here is a pure function of the manifest, the config and the
+Everything here is a pure function of the manifest, the naming options and the
 destination's ledger, so a plan can be recomputed at any time -- after a
 reconnect, after a lost commit, on ``--resume`` -- and comes out the same.
 """
@@ -13,14 +13,14 @@ from typing import Iterable, Mapping, Sequence
 
 import pyarrow.parquet as pq
 
-from ..config import Config
 from ..errors import ConfigError, SegmentCorrupt
-from ..naming import NamingRules, TableRef, column_names, table_names
+from ..naming import NamingRules, column_names, table_names
 from ..schema import DELETED_AT, METADATA_COLUMNS, StreamSchema
 from ..spool.layout import SpoolLayout
 from ..spool.manifest import ActivateVersion, Manifest, Segment
 from ..spool.segment import check_segment
-from .destination import LedgerEntry
+from .destination import LedgerEntry, StreamBinding
+from .options import NamingOptions
 
 WorkItem = Segment | ActivateVersion
 
@@ -30,26 +30,14 @@ def item_id(item: WorkItem) -> str:
     return item.path
 
 
-@dataclass(frozen=True)
-class StreamBinding:
-    """How one stream maps onto its table, stable for the life of the spool."""
-
-    stream: str
-    table: TableRef
-    columns: Mapping[str, str]  # property or metadata name -> column name
-
-    def column(self, source: str) -> str:
-        return self.columns[source]
-
-
-def bind_streams(manifest: Manifest, rules: NamingRules, config: Config) -> dict[str, StreamBinding]:
+def bind_streams(manifest: Manifest, rules: NamingRules, naming: NamingOptions) -> dict[str, StreamBinding]:
     """Tables and column names for every stream of the manifest (see naming.py)."""
     streams = manifest.streams()
     tables = table_names(
         streams,
         rules,
-        default_schema=config.default_target_schema,
-        mappings=config.table_mappings,
+        default_schema=naming.default_target_schema,
+        mappings=naming.table_mappings,
     )
     # Properties in the order they first appear across each stream's schemas:
     # the order collisions are resolved in, which only ever grows at the end.
@@ -59,7 +47,7 @@ def bind_streams(manifest: Manifest, rules: NamingRules, config: Config) -> dict
             schema = manifest.schemas[(entry["stream"], entry["schema_id"])]
             for col in schema.property_columns:
                 seen[entry["stream"]].setdefault(col.name, None)
-    column_overrides = config.column_mappings
+    column_overrides = naming.column_mappings
     out: dict[str, StreamBinding] = {}
     for stream in streams:
         overrides = column_overrides.get(stream, {})

@@ -30,19 +30,18 @@ import enum
 import os
 import signal
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, BinaryIO, Callable
 
 import orjson
 
-from ..config import Config
 from ..durable import write_atomic
 from ..errors import DestinationUnavailable, SegmentCorrupt, SpoolLocked
 from ..logs import Log
 from ..spool.layout import SpoolLayout, SpoolLock
 from ..spool.manifest import utc_now_iso
-from ..load.destination import destination_from_config
+from ..load.destination import DestinationChoice
 from ..load.engine import LoadEngine, LoadOptions, RunMode
 from ..load.progress import LogReporter
 from ..load.report import LoadReport, RunState, new_run_id, run_file, write_run_file
@@ -78,6 +77,7 @@ class FollowOptions:
     until_idle: float | None = None
     poll_seconds: float = 1.0
     background_of: int | None = None  # pid of the `ingest --load-in-background` this loader serves
+    retention: float | None = None  # the `retention` setting: prune as it goes (None: keep every segment)
 
 
 @dataclass
@@ -182,13 +182,14 @@ class _ManifestWatch:
 
 
 class Follower:
-    def __init__(self, config: Config, log: Log, mode: RunMode, options: FollowOptions, *, clock: Callable[[], float] = time.monotonic):
-        self.config = config
+    def __init__(self, layout: SpoolLayout, destination: DestinationChoice, load: LoadOptions, options: FollowOptions,
+                 log: Log, *, clock: Callable[[], float] = time.monotonic):
+        self.destination = destination
+        self.load = load
         self.log = log
-        self.mode = mode
         self.opt = options
         self.clock = clock
-        self.layout = SpoolLayout(config.spool_dir)
+        self.layout = layout
         self.signals = _Signals()
         self.report = FollowReport(new_run_id(), str(self.layout.root), utc_now_iso())
         self._kept_run: Path | None = None  # the newest successful pass's run file
@@ -275,7 +276,7 @@ class Follower:
                 self.report.up_to_date = outcome is Pass.LOADED
                 if loaded:
                     idle_since = self.clock()
-                    self._prune_due = self.config.retention is not None
+                    self._prune_due = self.opt.retention is not None
                 continue
             if self.signals.drain:
                 if watch.new_work():  # committed just before the drain request arrived
@@ -286,7 +287,7 @@ class Follower:
             if self.opt.until_idle is not None and self.clock() - idle_since >= self.opt.until_idle:
                 self._retention()
                 return FollowEnd.IDLE
-            if self.config.retention is not None:
+            if self.opt.retention is not None:
                 since = self.clock() - self._last_prune
                 if since >= (PRUNE_RETRY_SECONDS if self._prune_due else PRUNE_EVERY_SECONDS):
                     self._retention()
@@ -320,13 +321,9 @@ class Follower:
     # ----- one pass ----------------------------------------------------------
     def _pass(self) -> tuple[Pass, bool]:
         """One engine run over everything pending; (how it ended, whether it loaded anything)."""
-        config = self.config
-        _, destination = destination_from_config(config, self.layout.root, self.log)
-        mode = self.mode if self.report.passes == 0 else RunMode.FRESH
-        engine = LoadEngine(
-            self.layout, destination, config, LoadOptions.from_config(config, mode),
-            self.log, LogReporter(self.log), sleep=self._engine_sleep,
-        )
+        destination = self.destination.open(self.log)
+        load = self.load if self.report.passes == 0 else replace(self.load, mode=RunMode.FRESH)
+        engine = LoadEngine(self.layout, destination, load, self.log, LogReporter(self.log), sleep=self._engine_sleep)
         engine.backoff.cap = RETRY_CAP_SECONDS
         self.report.passes += 1
         outcome = Pass.LOADED
@@ -414,7 +411,7 @@ class Follower:
         from .prune import PruneState, retention_prune
 
         self._last_prune = self.clock()
-        result = retention_prune(self.config, self.log)
+        result = retention_prune(self.layout, self.destination, self.opt.retention, self.log)
         if result is not None and result.state not in (PruneState.SKIPPED_INGEST_RUNNING, PruneState.SKIPPED_UNREACHABLE):
             self._prune_due = False
 
@@ -423,8 +420,10 @@ class Follower:
         write_atomic(path, self.log.dumps(self.report.to_json(), option=orjson.OPT_INDENT_2))
 
 
-def follow_load(config: Config, log: Log, mode: RunMode, options: FollowOptions) -> FollowReport:
-    """``spool-target load --follow``."""
+def follow_load(
+    layout: SpoolLayout, destination: DestinationChoice, load: LoadOptions, options: FollowOptions, log: Log
+) -> FollowReport:
+    """``spool-target load --follow``: ``load.mode`` is the first pass's; later passes are fresh loads."""
     if options.background_of is not None:
         log.component = "background-load"
-    return Follower(config, log, mode, options).run()
+    return Follower(layout, destination, load, options, log).run()

@@ -34,11 +34,11 @@ from typing import TYPE_CHECKING, Callable
 from ..durable import describe_os_error, fsync_dir
 from ..errors import DestinationUnavailable, SpoolLocked
 from ..faults import stop_point
-from ..spool.layout import SpoolLayout, SpoolLock, require_spool
+from ..spool.layout import SpoolLayout, SpoolLock
 from ..spool.manifest import Manifest, ManifestWriter, Segment, read_manifest, utc_now_iso
 
 if TYPE_CHECKING:
-    from ..config import Config
+    from ..load.destination import DestinationChoice
     from ..load.ledger import LedgerSnapshot
     from ..logs import Log
 
@@ -133,25 +133,24 @@ def plan_prune(
 
 
 def prune_spool(
-    config: "Config",
+    layout: SpoolLayout,
+    destination: "DestinationChoice",
     log: "Log",
     *,
     older_than: float | None,
+    max_wait: float,
     dry_run: bool = False,
     best_effort: bool = False,
-    max_wait: float | None = None,
 ) -> PruneReport:
-    """``spool-target prune``: delete segments the configured destination confirms as loaded.
+    """``spool-target prune``: delete segments ``destination`` confirms as loaded; its ledger
+    is retried for ``max_wait`` seconds when it is unavailable.
 
     ``best_effort`` (``retention`` after a load): when an ingest holds the
     manifest or the ledger cannot be read, skip quietly instead of failing."""
     from ..load.ledger import read_ledger_snapshot  # the destination side; never imported by ingest
 
-    layout = require_spool(config.spool_dir)
     manifest = read_manifest(layout)
-    ledger = read_ledger_snapshot(
-        config, layout, manifest.spool_id, log, max_wait=config.max_wait_seconds if max_wait is None else max_wait
-    )
+    ledger = read_ledger_snapshot(destination, manifest.spool_id, log, max_wait=max_wait)
     if not ledger.known:
         if best_effort:
             log.info(f"retention: cannot read the ledger of {ledger.destination} now; pruning later")
@@ -227,12 +226,14 @@ def _unlink(path: Path, dirs: set[Path]) -> None:
     dirs.add(path.parent)
 
 
-def retention_prune(config: "Config", log: "Log") -> PruneReport | None:
-    """``retention`` after a load: prune what has aged past it, skipping quietly when
-    an ingest holds the manifest or the ledger cannot be read (the next load tries again)."""
-    if config.retention is None:
+def retention_prune(
+    layout: SpoolLayout, destination: "DestinationChoice", retention: float | None, log: "Log"
+) -> PruneReport | None:
+    """``retention`` (seconds; None: off) after a load: prune what has aged past it, skipping quietly
+    when an ingest holds the manifest or the ledger cannot be read (the next load tries again)."""
+    if retention is None:
         return None
-    report = prune_spool(config, log, older_than=config.retention, best_effort=True, max_wait=0)
+    report = prune_spool(layout, destination, log, older_than=retention, best_effort=True, max_wait=0)
     if report.plan.delete or report.plan.leftovers:
-        log.info(f"retention {config.retention:g}s: {report.summary()}")
+        log.info(f"retention {retention:g}s: {report.summary()}")
     return report

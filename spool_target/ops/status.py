@@ -14,14 +14,14 @@ from calendar import timegm
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..config import Config
 from ..errors import DestinationError, TransientDestinationError
 from ..logs import Log
 from ..render import human_bytes, text_table
-from ..spool.layout import require_spool
+from ..spool.layout import SpoolLayout
 from ..spool.manifest import read_manifest
 from ..load.ledger import DestinationState
-from ..load.destination import Access, DestinationMissing, LedgerEntry, destination_from_config
+from ..load.destination import Access, DestinationChoice, DestinationMissing, LedgerEntry
+from ..load.options import NamingOptions
 from ..load.units import bind_streams, count_rejects
 from ..load.report import previous_run
 from ..load.retry import guarded
@@ -69,10 +69,10 @@ class StatusReport:
         }
 
 
-def spool_status(config: Config, log: Log) -> StatusReport:
-    layout = require_spool(config.spool_dir)
+def spool_status(layout: SpoolLayout, destination: DestinationChoice, naming: NamingOptions, log: Log) -> StatusReport:
+    """Per stream: spooled, loaded (per ``destination``'s ledger) and pending; ``naming`` gives the table names."""
     manifest = read_manifest(layout)
-    _, dest = destination_from_config(config, layout.root, log)
+    dest = destination.open(log)
     ledger: dict[str, LedgerEntry] | None = None
     state, error = DestinationState.REACHABLE, None
     what = f"reading the load ledger of {dest.label}"
@@ -86,7 +86,7 @@ def spool_status(config: Config, log: Log) -> StatusReport:
         state, error = DestinationState.UNREACHABLE, err.detail
     finally:
         dest.close()
-    bindings = bind_streams(manifest, dest.rules, config)  # after connecting: rules may depend on the server
+    bindings = bind_streams(manifest, dest.rules, naming)  # after connecting: rules may depend on the server
 
     prev = previous_run(layout)
     report = StatusReport(

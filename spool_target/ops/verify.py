@@ -23,13 +23,15 @@ import enum
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..config import Config
 from ..errors import SpoolLocked, SpoolTargetError
 from ..logs import Log
-from ..spool.layout import SpoolLayout, SpoolLock, require_spool
+from ..spool.layout import SpoolLayout, SpoolLock
 from ..spool.manifest import ActivateVersion, Manifest, Segment, read_manifest
+
+if TYPE_CHECKING:
+    from ..load.destination import DestinationChoice
 
 
 class Check(enum.Enum):
@@ -77,13 +79,14 @@ class VerifyReport:
 _SEGMENT_NAME = re.compile(r"^(\d+)-")
 
 
-def verify_spool(config: Config, log: Log, *, check_destination: bool | None = None) -> VerifyReport:
-    """``check_destination``: True checks the configured destination (unreachable
+def verify_spool(
+    layout: SpoolLayout, destination: "DestinationChoice", log: Log, *, check_destination: bool | None = None
+) -> VerifyReport:
+    """``check_destination``: True checks the configured ``destination`` (unreachable
     is a problem); None checks it only if one is configured or the embedded
     DuckDB file exists; False skips it."""
     from ..load.units import verify_segment  # the loader's own check, so verify says what load would say
 
-    layout = require_spool(config.spool_dir)
     ingest_running = _ingest_running(layout)
     manifest = read_manifest(layout)
     report = VerifyReport(str(layout.root))
@@ -107,7 +110,7 @@ def verify_spool(config: Config, log: Log, *, check_destination: bool | None = N
             report.problems.append(Problem(Check.SEGMENT, seg.path, f"stream {seg.stream!r}: {err.message}", err.hint or ""))
     _unaccounted_files(layout, manifest, committed, ingest_running, report)
     if check_destination is not False:
-        _compare_ledger(config, layout, manifest, log, report, required=bool(check_destination))
+        _compare_ledger(destination, layout, manifest, log, report, required=bool(check_destination))
     return report
 
 
@@ -156,16 +159,18 @@ def _unaccounted_files(layout: SpoolLayout, manifest: Manifest, committed: set[s
         )
 
 
-def _compare_ledger(config: Config, layout: SpoolLayout, manifest: Manifest, log: Log, report: VerifyReport, *, required: bool) -> None:
-    from ..load.destination import SEGMENT_LEDGER_KINDS, DestinationKind, spec_from_config
+def _compare_ledger(
+    destination: "DestinationChoice", layout: SpoolLayout, manifest: Manifest, log: Log, report: VerifyReport, *, required: bool
+) -> None:
+    from ..load.destination import SEGMENT_LEDGER_KINDS, DestinationKind
     from ..load.ledger import read_ledger_snapshot
     from ..load.ledger import DestinationState
 
-    spec = spec_from_config(config, layout.root)
+    spec = destination.spec
     if not required and spec.implicit and spec.path is not None and not spec.path.exists():
         report.notes.append("no destination configured and nothing loaded into the embedded DuckDB file: ledger not compared")
         return
-    ledger = read_ledger_snapshot(config, layout, manifest.spool_id, log)
+    ledger = read_ledger_snapshot(destination, manifest.spool_id, log)
     report.destination, report.ledger_state = ledger.destination, ledger.state.value
     if ledger.state is DestinationState.UNREACHABLE:
         report.problems.append(

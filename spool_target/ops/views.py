@@ -34,17 +34,17 @@ from typing import TYPE_CHECKING, Iterator
 import duckdb
 import pyarrow as pa
 
-from ..config import Config
 from ..errors import ConfigError, SpoolError
 from ..logs import Log
 from ..schema import StreamSchema
 from ..sqltext import sql_ident, sql_literal
-from ..spool.layout import SpoolLayout, require_spool
+from ..spool.layout import SpoolLayout
 from ..spool.manifest import Manifest, read_manifest, utc_now_iso
 from ..load.duckdb_destination import SQL_TYPES as DUCKDB_TYPES
 from ..spool.rejects import reject_files, resolved_path
 
 if TYPE_CHECKING:
+    from ..load.destination import DestinationChoice
     from ..load.ledger import LedgerSnapshot
 
 SPOOL_SCHEMA = "spool"
@@ -228,24 +228,24 @@ def _ledger_tables(con: duckdb.DuckDBPyConnection, ledger: "LedgerSnapshot | Non
     )
 
 
-def _read_ledger(config: Config, layout: SpoolLayout, manifest: Manifest, log: Log, with_ledger: bool) -> "LedgerSnapshot | None":
-    if not with_ledger:
+def _read_ledger(destination: "DestinationChoice | None", manifest: Manifest, log: Log) -> "LedgerSnapshot | None":
+    if destination is None:
         return None
     from ..load.ledger import read_ledger_snapshot  # opens the destination read-only
 
-    snapshot = read_ledger_snapshot(config, layout, manifest.spool_id, log)
+    snapshot = read_ledger_snapshot(destination, manifest.spool_id, log)
     if not snapshot.known:
         log.warning(f"loaded/pending unknown: cannot read the ledger of {snapshot.destination} ({snapshot.error})")
     return snapshot
 
 
 def connect_spool(
-    config: Config, log: Log, *, with_ledger: bool = True, database: str = ":memory:"
+    layout: SpoolLayout, destination: "DestinationChoice | None", log: Log, *, database: str = ":memory:"
 ) -> tuple[duckdb.DuckDBPyConnection, ViewSet]:
-    """A DuckDB connection holding the spool's views (see the module docstring)."""
-    layout = require_spool(config.spool_dir)
+    """A DuckDB connection holding the spool's views (see the module docstring);
+    ``destination``: whose ledger says what is loaded (None: offline, not read)."""
     manifest = read_manifest(layout)
-    ledger = _read_ledger(config, layout, manifest, log, with_ledger)
+    ledger = _read_ledger(destination, manifest, log)
     views = build_views(layout, manifest)
     con = duckdb.connect(database)
     try:
@@ -292,17 +292,19 @@ def default_inspect_db(layout: SpoolLayout) -> Path:
     return layout.root / "inspect.duckdb"
 
 
-def write_inspect_db(config: Config, log: Log, database: Path | None = None, *, with_ledger: bool = True) -> InspectResult:
+def write_inspect_db(
+    layout: SpoolLayout, destination: "DestinationChoice | None", log: Log, database: Path | None = None
+) -> InspectResult:
     """Write a DuckDB file holding the spool's views (absolute paths, no data
-    copied; only the ledger, as read now, is stored as a small table)."""
-    layout = require_spool(config.spool_dir)
+    copied; only the ledger, as read now, is stored as a small table);
+    ``destination`` as for ``connect_spool``."""
     target = Path(database) if database else default_inspect_db(layout)
     if target.exists():
         _check_is_inspect_db(target)
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     for leftover in (tmp, Path(str(tmp) + ".wal")):
         leftover.unlink(missing_ok=True)
-    con, views = connect_spool(config, log, with_ledger=with_ledger, database=str(tmp))
+    con, views = connect_spool(layout, destination, log, database=str(tmp))
     try:
         con.execute(
             f"CREATE TABLE {SPOOL_SCHEMA}.{INSPECT_MARKER} AS SELECT ? AS spool, ? AS spool_id, ? AS written_at",

@@ -3,8 +3,12 @@
 Ingest writes rejects to ``rejects/<stream-dir>/<run_id>.jsonl``, append
 only, one JSON object per line (``stream``, ``line``, ``reason``, ``raw``,
 ``run_id``, ``rejected_at``, and ``sequence``: the record's reserved
-``_sdc_sequence``, which a replay reuses). Those files are evidence and are never
-rewritten. A reject's id is its place: ``<stream-dir>/<file>#<row>`` (row
+``_sdc_sequence``, which a replay reuses). The load engine writes the records
+a destination refused (Oracle: a key that is '') the same way, with
+``append_rejects``, to ``rejects/<stream-dir>/load-<load run>.jsonl``: ``raw``
+is then the bare record, ``line`` is null, and ``run_id`` and ``sequence``
+are those of the ingest run and record it came from, so a replay puts it
+back where it was. Those files are evidence and are never rewritten. A reject's id is its place: ``<stream-dir>/<file>#<row>`` (row
 counted from 1 over the file's lines), stable because the files only grow.
 As everywhere in the spool, bytes after the last newline were never
 committed (a crash mid-append) and are ignored.
@@ -155,6 +159,34 @@ def iter_rejects(layout: SpoolLayout, stream: str | None = None, *, include_repl
                 latest_reason=latest_reason,
                 replay_run_id=replay_run,
             )
+
+
+@dataclass(frozen=True)
+class NewReject:
+    """One rejected record to journal (see the module docstring for the fields)."""
+
+    reason: str
+    raw: str
+    run_id: str  # the ingest run that sent the record
+    line: int | None = None  # its input line, when an ingest rejects it
+    sequence: int | None = None  # its reserved _sdc_sequence, when it has one
+
+
+def append_rejects(layout: SpoolLayout, stream: str, file_name: str, rejects: list[NewReject]) -> Path:
+    """Append ``rejects`` of ``stream`` to ``rejects/<stream-dir>/<file_name>`` durably, in
+    one fsynced append (I5: before whatever depends on them commits); return the file."""
+    path = layout.rejects_path(stream) / file_name
+    if not rejects:
+        return path
+    at = utc_now_iso()
+    data = b"".join(
+        orjson.dumps({"stream": stream, "line": r.line, "reason": r.reason, "raw": r.raw, "run_id": r.run_id,
+                      "rejected_at": at, "sequence": r.sequence}) + b"\n"
+        for r in rejects
+    )
+    with DurableAppender(path) as appender:
+        appender.append(data)
+    return path
 
 
 def count_open_rejects(layout: SpoolLayout, stream: str) -> int:

@@ -8,10 +8,12 @@ never loads the driver.
 
 from __future__ import annotations
 
-from typing import Any
+from ...logs import Log
+from ..destination import Destination, DestinationSpec
+from ..options import DestinationOptions
 
 
-def open_destination(spec: Any, config: Any, log: Any) -> Any:
+def open_destination(spec: DestinationSpec, options: DestinationOptions, log: Log | None) -> Destination:
     from .destination import open_destination as _open
 
-    return _open(spec, config, log)
+    return _open(spec, options, log)

@@ -12,14 +12,15 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable
 
-from ...config import Config
 from ...errors import ConfigError, DestinationUnavailable, TransientDestinationError
 from ...logs import Log
 from ...render import text_table
-from ..destination import Access, DestinationKind, DestinationMissing, parse_destination
+from ...spool.layout import SpoolLayout
+from ...spool.manifest import read_manifest
+from ..destination import Access, DestinationKind, DestinationMissing, DestinationSpec
+from ..options import OracleOptions
 from ..retry import Backoff, guarded, with_retries
 from .connect import settings_from
 from .destination import OracleDestination
@@ -81,21 +82,22 @@ def connect_with_retries(dest: OracleDestination, max_wait: float, log: Log, sle
                  gave_up=gave_up, retrying=retrying, sleep=sleep)
 
 
-def run_check(config: Config, log: Log) -> CheckReport:
-    spec = parse_destination(config.destination, Path(config.spool_dir), oracle_configured=True)
+def run_check(spec: DestinationSpec, options: OracleOptions, layout: SpoolLayout, log: Log, *, max_wait: float) -> CheckReport:
+    """``spec``: the configured destination, Oracle if nothing is (``parse_destination(...,
+    oracle_configured=True)``); ``layout``: the spool whose pending work to report (it may not exist yet)."""
     if spec.kind is not DestinationKind.ORACLE:
         raise ConfigError(f"check is for Oracle destinations, not {spec.describe()}", hint="oracle://user@host:port/service")
-    settings = settings_from(spec, config)
+    settings = settings_from(spec, options)
     log.redact(settings.password, settings.wallet_password)
-    dest = OracleDestination(settings, config, log)
-    connect_with_retries(dest, config.max_wait_seconds, log)
+    dest = OracleDestination(settings, options, log)
+    connect_with_retries(dest, max_wait, log)
     try:
-        return _inspect(dest, config)
+        return _inspect(dest, layout)
     finally:
         dest.close()
 
 
-def _inspect(dest: OracleDestination, config: Config) -> CheckReport:
+def _inspect(dest: OracleDestination, layout: SpoolLayout) -> CheckReport:
     f = dest.features
     report = CheckReport(dest.label)
     report.add("server", f.banner or f"Oracle Database {f.version_text}")
@@ -132,7 +134,7 @@ def _inspect(dest: OracleDestination, config: Config) -> CheckReport:
         report.add("tablespace quota", f"not visible for {schema} from {user}; a DBA can check DBA_TS_QUOTAS")
     ledger_exists = dest._table_exists(dest.schema, dest.rules.ledger_table)
     report.add("ledger table", f"{schema}.{dest.rules.ledger_table} " + ("exists" if ledger_exists else "(created by the first load)"))
-    _pending(dest, config, report)
+    _pending(dest, layout, report)
     return report
 
 
@@ -154,11 +156,7 @@ def _quota(dest: OracleDestination, report: CheckReport, user: str, privs: set[s
                    free > 0, None if free > 0 else f"ALTER USER {user} QUOTA UNLIMITED ON {tablespace}")
 
 
-def _pending(dest: OracleDestination, config: Config, report: CheckReport) -> None:
-    from ...spool.layout import SpoolLayout
-    from ...spool.manifest import read_manifest
-
-    layout = SpoolLayout(config.spool_dir)
+def _pending(dest: OracleDestination, layout: SpoolLayout, report: CheckReport) -> None:
     if not layout.exists():
         report.add("spool", f"{layout.root}: no spool yet (nothing pending)")
         return

@@ -36,6 +36,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, TypeVar
 
 from ...errors import ConfigError, DestinationError
+from ..destination import DestinationSpec
+from ..options import OracleOptions
 from .errors import OracleConnectTimeout, error_code
 from .types import STANDARD_STRING_BYTES, EXTENDED_STRING_BYTES, ServerFeatures
 
@@ -97,43 +99,43 @@ def _dsn_label(dsn: str) -> str:
     return where
 
 
-def settings_from(spec: Any, config: Any) -> ConnectSettings:
-    """Resolve where and as whom to connect from a DestinationSpec and the Config."""
-    user = (getattr(spec, "user", "") or config.user or "").strip()
-    common: dict[str, Any] = dict(  # Config's values are Any until the edge types them (OracleOptions)
-        config_dir=config.config_dir or None,
-        wallet_location=config.wallet_location or None,
-        thick_mode=bool(config.thick_mode),
-        lib_dir=config.oracle_client_lib_dir or None,
-        tcp_connect_timeout=float(config.tcp_connect_timeout),
-        connect_timeout=float(config.connect_timeout),
-        expire_time=int(config.expire_time),
-        call_timeout_ms=int(config.call_timeout),
-        target_schema=(config.target_schema or "").strip() or None,
-        password=config.password or "",
-        wallet_password=config.wallet_password or "",
+def settings_from(spec: DestinationSpec, options: OracleOptions) -> ConnectSettings:
+    """Resolve where and as whom to connect from a DestinationSpec and the Oracle options."""
+    user = (spec.user or options.user).strip()
+    common: dict[str, Any] = dict(
+        config_dir=options.config_dir or None,
+        wallet_location=options.wallet_location or None,
+        thick_mode=options.thick_mode,
+        lib_dir=options.oracle_client_lib_dir or None,
+        tcp_connect_timeout=options.tcp_connect_timeout,
+        connect_timeout=options.connect_timeout,
+        expire_time=options.expire_time,
+        call_timeout_ms=options.call_timeout,
+        target_schema=options.target_schema.strip() or None,
+        password=options.password,
+        wallet_password=options.wallet_password,
     )
-    if getattr(spec, "host", ""):
+    if spec.host:
         port = spec.port or 1521
         where = f"{spec.host}:{port}/{spec.service}" if spec.service else f"{spec.host}:{port}"
-        if not spec.service and not (config.service_name or config.sid):
+        if not spec.service and not (options.service_name or options.sid):
             raise ConfigError(
                 f"destination oracle://{user + '@' if user else ''}{where} names no service",
                 hint="oracle://user@host:1521/SERVICE_NAME (e.g. FREEPDB1), or set service_name / sid",
             )
         settings = ConnectSettings(
             user=user, label=f"oracle://{user}@{where}", host=spec.host, port=port,
-            service_name=spec.service or config.service_name or None, sid=config.sid or None, **common,
+            service_name=spec.service or options.service_name or None, sid=options.sid or None, **common,
         )
-    elif config.dsn:
-        settings = ConnectSettings(user=user, label=f"oracle://{user}@{_dsn_label(config.dsn)}", dsn=config.dsn, **common)
-    elif config.host:
-        if not (config.service_name or config.sid):
+    elif options.dsn:
+        settings = ConnectSettings(user=user, label=f"oracle://{user}@{_dsn_label(options.dsn)}", dsn=options.dsn, **common)
+    elif options.host:
+        if not (options.service_name or options.sid):
             raise ConfigError("Oracle host is set but neither service_name nor sid", hint="set service_name (e.g. FREEPDB1)")
-        name = config.service_name or config.sid
+        name = options.service_name or options.sid
         settings = ConnectSettings(
-            user=user, label=f"oracle://{user}@{config.host}:{config.port}/{name}", host=config.host,
-            port=int(config.port), service_name=config.service_name or None, sid=config.sid or None, **common,
+            user=user, label=f"oracle://{user}@{options.host}:{options.port}/{name}", host=options.host,
+            port=options.port, service_name=options.service_name or None, sid=options.sid or None, **common,
         )
     else:
         raise ConfigError(

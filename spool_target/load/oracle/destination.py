@@ -10,9 +10,10 @@ round trip goes through a ``session.Session``: the driver for ``load`` and
 Oracle-specific duties that live here:
 
 - Oracle stores '' as NULL. In upserts and hard deletes a record whose text
-  key is '' cannot be keyed, so it is rejected -- written to
-  ``<spool>/rejects/<stream dir>/load-<run>.jsonl`` (ingest's format, before
-  the unit commits) -- instead of being merged as NULL.
+  key is '' cannot be keyed, so it is rejected -- handed back to the engine
+  before the unit commits, which writes it to the spool's rejects
+  (``<spool>/rejects/<stream dir>/load-<run>.jsonl``) -- instead of being
+  merged as NULL.
 - A VARCHAR2(n CHAR) column also has a byte limit (4000, or 32767 with
   MAX_STRING_SIZE=EXTENDED). Before each unit the text headed for VARCHAR2
   columns is measured (whole-column Arrow kernels); a column too short is
@@ -31,20 +32,14 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import timezone
-from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
-import orjson
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from ...durable import DurableAppender
 from ...errors import ConfigError, DestinationError, SegmentCorrupt
 from ...logs import NULL_LOG, Log
 from ...naming import TableRef, oracle_rules
-from ...schema import METADATA_NAMES
-from ...spool.layout import SpoolLayout
-from ...spool.manifest import utc_now_iso
 from ..destination import (
     Access,
     AlreadyLoaded,
@@ -53,11 +48,16 @@ from ..destination import (
     ColumnSpec,
     Destination,
     DestinationMissing,
+    DestinationSpec,
     Failure,
     LedgerEntry,
     LoadUnit,
+    Reject,
+    RejectedRecord,
     SegmentStep,
+    StreamBinding,
 )
+from ..options import DestinationOptions, OracleOptions
 from .binds import empty_key_mask, has_json_scalar, prepare, text_extent
 from .connect import ConnectSettings
 from .errors import classify, error_code
@@ -103,34 +103,34 @@ class _Measure:
 
 
 class OracleDestination(Destination):
-    def __init__(self, settings: ConnectSettings, config: Any, log: Log | None = None,
+    def __init__(self, settings: ConnectSettings, options: OracleOptions, log: Log | None = None,
                  *, session: Callable[[ConnectSettings], Session] = DriverSession):
         self.settings = settings
-        self.config = config
+        self.options = options
         self.log = log or NULL_LOG
         self.label = settings.label
         self.new_session = session
-        pinned = getattr(config, "max_identifier_length", None)
+        pinned = options.max_identifier_length
         if pinned is not None and not 30 <= int(pinned) <= 128:
             raise ConfigError(f"max_identifier_length must be between 30 and 128, got {pinned}")
         self.pinned_limit = int(pinned) if pinned is not None else None
         self.rules = oracle_rules(self.pinned_limit or 128)  # until a server says otherwise
         self.default_schema = self.rules.check_explicit(settings.target_schema, "target_schema") if settings.target_schema else None
-        self.type_settings = TypeSettings.from_config(config)
-        self.strategy = getattr(config, "load_strategy", "insert")
+        self.type_settings = TypeSettings.from_options(options)
+        self.strategy = options.load_strategy
         if self.strategy == "direct-path" and settings.thick_mode:
             raise ConfigError(
                 "load_strategy direct-path needs python-oracledb thin mode (Connection.direct_path_load)",
                 hint="set thick_mode: false, or load_strategy: insert",
             )
-        self.batch_rows = int(getattr(config, "batch_rows", 100_000))
-        self.upsert_keys = getattr(config, "load_method", "append-only") == "upsert"
-        self.keys_compared = self.upsert_keys or bool(getattr(config, "hard_delete", False))
+        self.batch_rows = options.batch_rows
+        self.upsert_keys = options.load_method == "upsert"
+        self.keys_compared = self.upsert_keys or options.hard_delete
         self.session: Session | None = None
         self.access = Access.READ_WRITE
         self.set_features(OFFLINE_FEATURES, self.default_schema)
+        self._bindings: Mapping[str, StreamBinding] = {}
         self._overrides: dict[tuple[str, str], str] | None = None
-        self._rejects_written: set[str] = set()
         self._warned: set[str] = set()
 
     def set_features(self, features: ServerFeatures, schema: str | None) -> None:
@@ -193,16 +193,18 @@ class OracleDestination(Destination):
         sql_type = sql_type or self.sql_type(column)
         return ColumnDDL(column.name, sql_type, self.types.check_constraint(column.type, sql_type, self.rules.quote(column.name)))
 
+    def use_bindings(self, bindings: Mapping[str, StreamBinding]) -> None:
+        self._bindings = dict(bindings)
+        self._overrides = None
+
     def overrides(self) -> dict[tuple[str, str], str]:
-        """``column_types`` by (table, column), resolved through the same naming as the engine."""
+        """``column_types`` by (table, column), resolved through the engine's bindings
+        (``use_bindings``): a stream the engine has not bound has none yet."""
         if self._overrides is None:
             self._overrides = {}
-            wanted = getattr(self.config, "column_types", {}) or {}
+            wanted = self.options.column_types
             if wanted:
-                from ...spool.manifest import read_manifest
-                from ..units import bind_streams
-
-                bindings = bind_streams(read_manifest(SpoolLayout(self.config.spool_dir)), self.rules, self.config)
+                bindings = self._bindings
                 for stream, props in wanted.items():
                     if not isinstance(props, dict):
                         raise ConfigError(f"column_types[{stream!r}] must be an object of property -> SQL type")
@@ -406,7 +408,7 @@ class OracleDestination(Destination):
         return UnitBuilder(self.sql, self.types, unit, columns, direct=direct, schema=self.schema,
                            stage_all=stage_all).build()
 
-    def load(self, unit: LoadUnit, checkpoint: Checkpoint) -> None:
+    def load(self, unit: LoadUnit, checkpoint: Checkpoint, reject: Reject) -> None:
         self._refuse_loaded(unit)
         columns = dict(unit.columns) if unit.columns is not None else None
         direct = stage_all = False
@@ -429,7 +431,7 @@ class OracleDestination(Destination):
                 self._do(action, state, unit)
             self._check_counts(prog, state, unit)
             if state.rejects:
-                self._write_rejects(unit, state)
+                reject(self._rejected_records(unit, state))
             checkpoint("before-commit")
             self.db.commit()
         except BaseException:
@@ -572,38 +574,19 @@ class OracleDestination(Destination):
             columns = self.table_columns(unit.table) or columns
         return columns, fits, stage_all
 
-    def _write_rejects(self, unit: LoadUnit, state: _UnitState) -> None:
-        """Records that could not be keyed, durably, before the unit commits (I5)."""
-        run_id = unit.ledger[0].run_id
-        lines: list[bytes] = []
-        at = utc_now_iso()
-        items = set()
+    def _rejected_records(self, unit: LoadUnit, state: _UnitState) -> list[RejectedRecord]:
+        """Records that could not be keyed, by source name, with why (the engine journals them)."""
+        out: list[RejectedRecord] = []
         for step, table, keys in state.rejects:
-            if step.item in self._rejects_written:
-                continue  # a retry of the same unit in this run: written already
-            items.add(step.item)
             source = {c.column: c.source for c in step.columns}
             for row in table.to_pylist():
-                record = {source.get(k, k): v for k, v in row.items() if source.get(k, k) not in METADATA_NAMES}
                 empty = [source.get(k, k) for k in keys if row.get(k) == ""]
                 reason = (
                     f"key property {', '.join(repr(e) for e in empty)} is an empty string, which Oracle stores "
                     f"as NULL, so the record cannot be keyed in table {unit.table} (segment {step.item})"
                 )
-                lines.append(orjson.dumps({
-                    "stream": unit.stream, "line": None, "reason": reason,
-                    "raw": orjson.dumps(record, default=str).decode(), "run_id": run_id, "rejected_at": at,
-                }) + b"\n")
-        if not lines:
-            return
-        path = Path(SpoolLayout(self.config.spool_dir).rejects_path(unit.stream)) / f"load-{run_id}.jsonl"
-        with DurableAppender(path) as out:
-            out.append(b"".join(lines))
-        self._rejects_written |= items
-        self.log.warning(
-            f"rejected {len(lines)} record(s) of stream {unit.stream!r} whose key is '' (Oracle stores '' as NULL)",
-            stream=unit.stream, rejects=str(path),
-        )
+                out.append(RejectedRecord(step.item, {source.get(k, k): v for k, v in row.items()}, reason))
+        return out
 
     def _warn_once(self, key: str, text: str) -> None:
         if key not in self._warned:
@@ -611,10 +594,10 @@ class OracleDestination(Destination):
             self.log.warning(text)
 
 
-def open_destination(spec: Any, config: Any, log: Any) -> OracleDestination:
+def open_destination(spec: DestinationSpec, options: DestinationOptions, log: Log | None) -> OracleDestination:
     from .connect import settings_from
 
-    dest = OracleDestination(settings_from(spec, config), config, log)
-    if log is not None and hasattr(log, "redact"):
+    dest = OracleDestination(settings_from(spec, options.oracle), options.oracle, log)
+    if log is not None:
         log.redact(dest.settings.password, dest.settings.wallet_password)
     return dest

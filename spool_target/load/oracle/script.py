@@ -27,20 +27,23 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...config import Config
 from ...errors import ConfigError
 from ...logs import Log
+from ...spool.layout import SpoolLayout
+from ..destination import DestinationKind, DestinationSpec
+from ..engine import LoadEngine, LoadOptions
+from ..options import OracleOptions
 from .connect import ConnectSettings, settings_from
 from .destination import OracleDestination
 from .session import DriverSession, RecordingSession
 from .types import ServerFeatures, assumed_features
 
 
-def offline_settings(config: Config) -> ConnectSettings:
-    """Enough to name things; no password, no address needed."""
-    where = config.destination or config.dsn or (f"{config.host}:{config.port}/{config.service_name or config.sid}" if config.host else "")
+def offline_settings(url: str, options: OracleOptions) -> ConnectSettings:
+    """Enough to name things; no password, no address needed. ``url``: the ``destination`` setting."""
+    where = url or options.dsn or (f"{options.host}:{options.port}/{options.service_name or options.sid}" if options.host else "")
     label = where if where.startswith("oracle") else f"oracle://{where or '(offline)'}"
-    return ConnectSettings(user=config.user or "", label=label.split("?", 1)[0], target_schema=(config.target_schema or None))
+    return ConnectSettings(user=options.user, label=label.split("?", 1)[0], target_schema=(options.target_schema or None))
 
 
 def describe_server(f: ServerFeatures) -> str:
@@ -53,32 +56,29 @@ def describe_server(f: ServerFeatures) -> str:
 
 
 def plan_script(
-    config: Config, log: Log, *, offline: bool, assume: str = "19c", max_string_size: str = "STANDARD",
+    layout: SpoolLayout, spec: DestinationSpec, url: str, options: OracleOptions, load: LoadOptions, log: Log, *,
+    offline: bool, assume: str = "19c", max_string_size: str = "STANDARD",
     recorder: list[RecordingSession] | None = None,
 ) -> tuple[str, dict[str, int]]:
     """The plan as script text, and its totals (units, segments, rows).
+    ``spec``: the configured destination, Oracle if nothing is; ``url``: the ``destination``
+    setting as written (it names the plan offline).
     ``recorder``: receives the recording session, for tests that look at more than the text."""
-    from ...spool.layout import require_spool
-    from ..destination import DestinationKind, parse_destination
-    from ..engine import LoadEngine, LoadOptions, RunMode
-
-    layout = require_spool(config.spool_dir)
-    spec = parse_destination(config.destination, layout.root, oracle_configured=True)
     if spec.kind is not DestinationKind.ORACLE:
         raise ConfigError(f"plan is for Oracle destinations, not {spec.describe()}", hint="oracle://user@host:port/service")
     if offline:
-        settings = offline_settings(config)
+        settings = offline_settings(url, options)
         features = assumed_features(assume, max_string_size)
         recording = RecordingSession(features)
     else:
-        settings = settings_from(spec, config)
+        settings = settings_from(spec, options)
         log.redact(settings.password, settings.wallet_password)
         recording = RecordingSession(real=DriverSession(settings))
     if recorder is not None:
         recorder.append(recording)
-    dest = OracleDestination(settings, config, log, session=lambda _: recording)
+    dest = OracleDestination(settings, options, log, session=lambda _: recording)
     counter = _Counter()
-    engine = LoadEngine(layout, dest, config, LoadOptions.from_config(config, RunMode.FRESH), log, counter)
+    engine = LoadEngine(layout, dest, load, log, counter)
     report = engine.rehearse()
     units = counter.units
     segments = sum(sr.segments for sr in report.streams.values())
@@ -88,7 +88,7 @@ def plan_script(
         f"-- spool-target plan for spool {layout.root}",
         f"-- destination: {dest.label}; schema: {dest.schema or '(the connecting user)'}",
         f"-- server: {describe_server(dest.features)}",
-        f"-- load_method {config.load_method}, load_strategy {config.load_strategy}: "
+        f"-- load_method {load.write.value}, load_strategy {options.load_strategy}: "
         f"{units} transaction(s), {segments} segment(s), {rows} row(s) pending",
         "-- :1, :2 ... are bind variables; their values come from the spool's Parquet segments.",
         "-- Blocks ending in / ignore only the error that means a DDL step was already done.",

@@ -40,6 +40,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 from ...errors import ConfigError, DestinationError
+from ..options import OracleOptions
 from ...schema import widen as _spool_widen
 
 STANDARD_STRING_BYTES = 4000
@@ -183,14 +184,14 @@ class TypeSettings:
     timestamp_tz: bool = True
 
     @classmethod
-    def from_config(cls, config: Any) -> "TypeSettings":
-        length = int(getattr(config, "varchar_length", 4000))
+    def from_options(cls, options: OracleOptions) -> "TypeSettings":
+        length = options.varchar_length
         if length < 1:
             raise ConfigError(f"varchar_length must be at least 1, got {length}")
         return cls(
-            prefer_float=bool(getattr(config, "prefer_float", False)),
+            prefer_float=options.prefer_float,
             varchar_length=length,
-            timestamp_tz=getattr(config, "timestamp_type", "timestamp_tz") != "timestamp",
+            timestamp_tz=options.timestamp_type != "timestamp",
         )
 
 
