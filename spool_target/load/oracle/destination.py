@@ -413,7 +413,7 @@ class OracleDestination(Destination):
         self._refuse_loaded(unit)
         columns = dict(unit.columns) if unit.columns is not None else None
         direct = stage_all = False
-        copy = None
+        copy, not_copied = None, None
         if columns is not None and unit.segments:
             columns, fits, stage_all = self._fit_text(unit, columns)  # DDL, if any: before the transaction
             direct = self.strategy == "direct-path" and fits
@@ -421,8 +421,10 @@ class OracleDestination(Destination):
                 self._warn_once(unit.stream, f"stream {unit.stream!r}: text longer than {self.types.string_limit} bytes "
                                 "cannot go through direct path; these units are staged with executemany")
             if self.cloud is not None:
-                copy = self._copy_or_not(unit, columns, fits)  # never with stage_all: that needs text past VARCHAR2
+                copy, not_copied = self._copy_or_not(unit, columns, fits)  # never with stage_all: no CLOB text
         self._describe(unit)
+        if not_copied:
+            self.db.note(f"not through DBMS_CLOUD.COPY_DATA: {not_copied}")
         prog = self.program(unit, columns, direct=direct, stage_all=stage_all, copy=copy)
         state = _UnitState()
         try:
@@ -449,16 +451,16 @@ class OracleDestination(Destination):
             except Exception as err:  # the data is committed; the sweep of the next run drops it
                 self.log.warning(f"could not drop a staging table: {str(err).splitlines()[0]}", stream=unit.stream)
 
-    def _copy_or_not(self, unit: LoadUnit, columns: dict[str, ColumnInfo], fits: bool) -> cloud.CloudSettings | None:
-        """object-storage, unless this unit cannot be staged by COPY_DATA exactly (cloud.blocker)."""
+    def _copy_or_not(self, unit: LoadUnit, columns: dict[str, ColumnInfo],
+                     fits: bool) -> tuple[cloud.CloudSettings | None, str | None]:
+        """object-storage, unless this unit cannot be staged by COPY_DATA exactly: then why not."""
         types = {n: parse_type(c.sql_type, is_json=c.logical == "json") for n, c in columns.items()}
         why = cloud.blocker(unit, types, columns, fits, cloud.keys_matched(unit))
         if why is None:
-            return self.cloud
+            return self.cloud, None
         self._warn_once(unit.stream, f"stream {unit.stream!r}: {why}; such units load with executemany "
                         "(load_strategy insert) instead of DBMS_CLOUD.COPY_DATA")
-        self.db.note(f"not through DBMS_CLOUD.COPY_DATA: {why}")
-        return None
+        return None, why
 
     def _describe(self, unit: LoadUnit) -> None:
         segs = unit.segments
