@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import DATA, run_cli
+from conftest import DATA, record_msg, run_cli, schema_msg
+from loadkit import ingest
 from test_oracle_cli import _normalise
 
 from spool_target.errors import ConfigError
@@ -105,6 +106,26 @@ def test_prefer_float_numbers_go_through_copy_data_too(orders: Path):
     assert 't."VALUE" = s."VALUE"' in readings
 
 
+def test_hard_deletes_and_overwrite_read_staging_by_its_parquet_names(spool: Path):
+    """append-only with hard_delete: the DELETE and the INSERT ... SELECT name staging's columns as
+    COPY_DATA made them; overwrite: the old rows go in the same transaction as the copied ones."""
+    ingest(spool, [schema_msg("items", {"id": {"type": "integer"}, "name": {"type": ["null", "string"]}}, ["id"]),
+                   record_msg("items", {"id": 1, "name": "a"}),
+                   record_msg("items", {"id": 2, "name": "b", "_sdc_deleted_at": "2024-01-01T00:00:00Z"})])
+    r = run_cli("plan", "--spool", str(spool), "--offline", env=cloud_env(SPOOL_TARGET_HARD_DELETE="true"))
+    assert r.returncode == 0, r.stderr.decode()
+    unit = unit_of(r.stdout.decode(), "items")
+    assert 'WHERE (t."ID") IN (SELECT d."ID" FROM "SPOOL_STAGE_' in unit and 'd."_sdc_deleted_at" IS NOT NULL' in unit
+    assert 'WHERE s."_sdc_deleted_at" IS NULL' in unit
+    assert unit.index("DBMS_CLOUD.COPY_DATA(") < unit.index('DELETE FROM "ITEMS" t') < unit.index("COMMIT;")
+    r = run_cli("plan", "--spool", str(spool), "--offline", "--load-method", "overwrite", env=cloud_env())
+    assert r.returncode == 0, r.stderr.decode()
+    unit = unit_of(r.stdout.decode(), "items")
+    copy, delete = unit.index("DBMS_CLOUD.COPY_DATA("), unit.index('DELETE FROM "ITEMS";')
+    assert copy < delete < unit.index('INSERT INTO "ITEMS"') < unit.index("COMMIT;")
+    assert "COMMIT;" not in unit[copy:delete]
+
+
 def test_a_local_spool_is_a_config_error_that_says_what_to_do(orders: Path):
     env = cloud_env(SPOOL_TARGET_OBJECT_STORAGE_URL="")
     _, err = plan(orders, env, expect=2)
@@ -126,7 +147,8 @@ def test_a_missing_or_bad_credential_name_is_a_config_error(orders: Path):
 def test_object_storage_url_must_be_a_bucket_url(orders: Path):
     _, err = plan(orders, cloud_env(SPOOL_TARGET_OBJECT_STORAGE_URL="/mnt/copy"), expect=2)
     assert "object_storage_url must be an s3://, az:// or gs:// URL" in err
-    _, err = plan(orders, cloud_env(SPOOL_TARGET_OBJECT_STORAGE_URL="az://spools/tap-x"), expect=2)
+    _, err = plan(orders, cloud_env(SPOOL_TARGET_OBJECT_STORAGE_URL="az://spools/tap-x", AZURE_STORAGE_ACCOUNT_NAME=""),
+                  expect=2)
     assert "cannot name the Azure storage account" in err and "AZURE_STORAGE_ACCOUNT_NAME" in err
 
 

@@ -15,32 +15,43 @@ a unit (``unit.UnitBuilder._staged_run``), so a crash between COPY_DATA and
 the unit's COMMIT leaves only a staging table that the next attempt (or
 ``load --resume``'s sweep) drops; the table and the ledger never saw the rows.
 
-Oracle documentation used here (Autonomous Database Serverless, "DBMS_CLOUD
-Package"; the same package is installed on 19c and later, My Oracle Support
+Oracle documentation used here (the "DBMS_CLOUD Package" chapters of the
+Autonomous Database docs; the same package is installed on 19c and later,
+PL/SQL Packages and Types Reference 19c, "DBMS_CLOUD", and My Oracle Support
 Doc ID 2748362.1):
 
 - COPY_DATA(table_name, credential_name, file_uri_list, schema_name,
-  field_list, format): "DBMS_CLOUD Subprograms and REST APIs"
-  (https://docs.oracle.com/en/cloud/paas/autonomous-database/serverless/adbsb/dbms-cloud-subprograms.html).
-  field_list describes fields of text files; for Parquet the columns come from
-  the file, so it is left NULL.
+  field_list, format), and GRANT EXECUTE ON DBMS_CLOUD for users other than
+  ADMIN: "DBMS_CLOUD Subprograms and REST APIs"
+  (https://docs.oracle.com/iaas/autonomous-database-serverless/doc/dbms-cloud-subprograms.html).
+  field_list describes the fields of text files; Parquet brings its own
+  columns, so it is left out.
 - format ``{"type": "parquet"}``: "DBMS_CLOUD Package Format Options for Avro,
-  ORC, or Parquet" (.../adbsa/format-options-parquet-avro.html). The ``schema``
-  option (first / all) only matters when DBMS_CLOUD derives a column list
-  itself (CREATE_EXTERNAL_TABLE without column_list); COPY_DATA loads into an
-  existing table whose columns are the column list, so it is not set.
+  ORC, or Parquet"
+  (https://docs.oracle.com/en/cloud/paas/autonomous-database/adbsa/format-options-parquet-avro.html).
+  Its ``schema`` option (first / all) only matters when DBMS_CLOUD derives the
+  column list itself ("If column_list is specified, then the schema value ...
+  is ignored"); COPY_DATA loads into an existing table, whose columns are the
+  list, so it is not set.
 - Columns are matched by name, after "DBMS_CLOUD Package Avro, ORC, and Parquet
-  to Oracle Column Name Mapping" (.../user/avro-parquet-column-name.html):
-  a Parquet name that is a plain identifier is upper-cased (``part`` -> PART),
-  any other (blanks, a leading digit or underscore) keeps its exact spelling.
-  So each staging column is named as that rule names its Parquet column
+  to Oracle Column Name Mapping"
+  (https://docs.oracle.com/en/cloud/paas/autonomous-data-warehouse-cloud/user/avro-parquet-column-name.html):
+  a plain Parquet name is upper-cased (``part`` -> PART); any other (blanks,
+  a leading digit or underscore) keeps its exact spelling. So each staging
+  column is named as that rule names its Parquet column
   (``stage_column_name``), and the INSERT/MERGE maps it to the table's column.
-- Types ("Parquet to Oracle Data Type Mapping", and its Avro twin
-  .../user/data-type-mapping-avro.html): INT64 -> NUMBER(19), BOOLEAN ->
-  NUMBER(1), DOUBLE -> BINARY_DOUBLE, DATE -> DATE, TIMESTAMP_MICROS ->
-  TIMESTAMP(6), STRING -> VARCHAR2(4000) (the server's VARCHAR2 limit).
+- Types: INT64 -> NUMBER(19), BOOLEAN -> NUMBER(1), DOUBLE -> BINARY_DOUBLE,
+  DATE -> DATE, TIMESTAMP_MICROS -> TIMESTAMP(6), STRING -> VARCHAR2. Read in
+  "DBMS_CLOUD Package Avro to Oracle Data Type Mapping"
+  (https://docs.oracle.com/en/cloud/paas/autonomous-data-warehouse-cloud/user/data-type-mapping-avro.html),
+  whose Parquet twin lists the same physical types, and in "DBMS_CLOUD Package
+  Oracle Data Type to Parquet Mapping" (TIMESTAMP(6) <-> TIMESTAMP_MICROS_UTC,
+  https://docs.oracle.com/en/cloud/paas/atp-cloud/atpug/data-type-mapping-oracle-parquet.html).
+  Only a live run can confirm them: tests/test_oracle_live.py compares what
+  lands with what the tap sent.
 - URIs must be https ("DBMS_CLOUD URI Formats",
-  .../atpgs/file-uri-formats.html): ``segment_url``.
+  https://docs.oracle.com/en/cloud/paas/atp-cloud/atpgs/file-uri-formats.html):
+  ``segment_url``.
 
 How our Parquet columns (``schema.ARROW_TYPES``) land exactly (I8):
 
@@ -89,7 +100,7 @@ import pyarrow.parquet as pq
 
 from ...errors import ConfigError, DestinationError
 from ...storage.location import is_remote, parse_location
-from ..destination import ColumnInfo, DeleteMode, LoadUnit, SegmentStep, WriteMode
+from ..destination import DeleteMode, LoadUnit, SegmentStep, WriteMode
 from .binds import empty_key_mask
 from .sql import TIMESTAMP_TEXT_SQL, Statement
 from .types import OracleType
@@ -335,8 +346,7 @@ def into_table(logical: str, target: OracleType) -> str | None:
     return None
 
 
-def blocker(unit: LoadUnit, types: Mapping[str, OracleType], columns: Mapping[str, ColumnInfo],
-            fits: bool, reject_keys: Sequence[str]) -> str | None:
+def blocker(unit: LoadUnit, types: Mapping[str, OracleType], fits: bool, reject_keys: Sequence[str]) -> str | None:
     """Why this unit cannot be staged by COPY_DATA exactly (it then loads with the insert
     strategy); None when it can."""
     if not fits:

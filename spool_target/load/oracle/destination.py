@@ -455,7 +455,7 @@ class OracleDestination(Destination):
                      fits: bool) -> tuple[cloud.CloudSettings | None, str | None]:
         """object-storage, unless this unit cannot be staged by COPY_DATA exactly: then why not."""
         types = {n: parse_type(c.sql_type, is_json=c.logical == "json") for n, c in columns.items()}
-        why = cloud.blocker(unit, types, columns, fits, cloud.keys_matched(unit))
+        why = cloud.blocker(unit, types, fits, cloud.keys_matched(unit))
         if why is None:
             return self.cloud, None
         self._warn_once(unit.stream, f"stream {unit.stream!r}: {why}; such units load with executemany "
