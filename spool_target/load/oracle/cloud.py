@@ -100,7 +100,7 @@ import pyarrow.parquet as pq
 
 from ...errors import ConfigError, DestinationError
 from ...storage.location import is_remote, parse_location
-from ..destination import DeleteMode, LoadUnit, SegmentStep, WriteMode
+from ..destination import LoadUnit, SegmentStep
 from .binds import empty_key_mask
 from .sql import TIMESTAMP_TEXT_SQL, Statement
 from .types import OracleType
@@ -392,13 +392,6 @@ def _has_empty_keys(unit: LoadUnit, keys: Sequence[str]) -> bool:
     return False
 
 
-def keys_matched(unit: LoadUnit) -> tuple[str, ...]:
-    """The key columns whose '' rejects a record (as UnitBuilder decides it)."""
-    hard = unit.deletes is DeleteMode.HARD and bool(unit.keys)
-    keyed = bool(unit.keys) and (unit.write is WriteMode.UPSERT or (hard and any(s.has_deletes for s in unit.segments)))
-    return tuple(unit.keys) if keyed else ()
-
-
 # ---- check -------------------------------------------------------------------------------------
 def check(db: Any, settings: CloudSettings, user: str, report: Any) -> None:
     """DBMS_CLOUD usable, the credential there, and (when both are) the bucket readable."""
@@ -440,4 +433,4 @@ def check(db: Any, settings: CloudSettings, user: str, report: Any) -> None:
 
 
 __all__ = ["CloudSettings", "CopyData", "STRATEGY", "blocker", "check", "copy_data", "into_table",
-           "keys_matched", "prefix_url", "run_copy", "segment_url", "stage_column_name", "stage_type"]
+           "prefix_url", "run_copy", "segment_url", "stage_column_name", "stage_type"]

@@ -79,7 +79,7 @@ from .types import (
     logical_of,
     parse_type,
 )
-from .unit import Action, Exec, Feed, Ledger, UnitBuilder, UnitProgram
+from .unit import Action, Exec, Feed, Ledger, UnitBuilder, UnitProgram, keys_matched
 
 LEDGER_CHUNK = 500  # items per ledger lookup (an IN list)
 
@@ -455,7 +455,7 @@ class OracleDestination(Destination):
                      fits: bool) -> tuple[cloud.CloudSettings | None, str | None]:
         """object-storage, unless this unit cannot be staged by COPY_DATA exactly: then why not."""
         types = {n: parse_type(c.sql_type, is_json=c.logical == "json") for n, c in columns.items()}
-        why = cloud.blocker(unit, types, fits, cloud.keys_matched(unit))
+        why = cloud.blocker(unit, types, fits, keys_matched(unit))
         if why is None:
             return self.cloud, None
         self._warn_once(unit.stream, f"stream {unit.stream!r}: {why}; such units load with executemany "

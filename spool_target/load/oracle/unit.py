@@ -100,6 +100,14 @@ def _runs(steps: Sequence[SegmentStep | ActivateStep]) -> list[list[SegmentStep]
     return out
 
 
+def keys_matched(unit: LoadUnit) -> tuple[str, ...]:
+    """The key columns that are matched -- in upserts, and in hard deletes of a unit with
+    deletions -- so whose '' (NULL in Oracle) cannot be keyed and rejects the record."""
+    hard = unit.deletes is DeleteMode.HARD and bool(unit.keys)
+    keyed = bool(unit.keys) and (unit.write is WriteMode.UPSERT or (hard and any(s.has_deletes for s in unit.segments)))
+    return tuple(unit.keys) if keyed else ()
+
+
 class UnitBuilder:
     def __init__(
         self,
@@ -124,12 +132,8 @@ class UnitBuilder:
             n: parse_type(c.sql_type, is_json=c.logical == "json") for n, c in columns.items()
         }
         self.spool_id = unit.ledger[0].spool_id
-        segments = unit.segments
-        hard = unit.deletes is DeleteMode.HARD and bool(unit.keys)
-        self.hard = hard
-        # Keys are matched (so '' -- NULL in Oracle -- cannot be) in upserts and hard deletes.
-        keyed = bool(unit.keys) and (unit.write is WriteMode.UPSERT or (hard and any(s.has_deletes for s in segments)))
-        self.reject_keys = tuple(unit.keys) if keyed else ()
+        self.hard = unit.deletes is DeleteMode.HARD and bool(unit.keys)
+        self.reject_keys = keys_matched(unit)
 
     def stage_type(self, t: OracleType, logicals: set[str]) -> str:
         """The staging column for values of ``logicals`` headed for a column of type ``t``."""
@@ -276,4 +280,4 @@ class UnitBuilder:
         return Exec(stmt, (step.version,) if hard else (at, step.version))
 
 
-__all__ = ["Action", "Exec", "Feed", "Ledger", "UnitBuilder", "UnitProgram"]
+__all__ = ["Action", "Exec", "Feed", "Ledger", "UnitBuilder", "UnitProgram", "keys_matched"]
