@@ -232,10 +232,27 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("call_timeout", int, 0, "Milliseconds one database round trip may take (0: no limit).", "oracle"),
     Setting(
         "load_strategy",
-        _choice("insert", "direct-path"),
+        _choice("insert", "direct-path", "object-storage"),
         "insert",
         "insert: executemany into the table in the ledger's transaction; direct-path: direct_path_load "
-        "into a staging table, then INSERT/MERGE plus the ledger row in one transaction.",
+        "into a staging table, then INSERT/MERGE plus the ledger row in one transaction; object-storage: "
+        "Oracle reads each segment from the bucket with DBMS_CLOUD.COPY_DATA into a staging table, then the same.",
+        "oracle",
+    ),
+    Setting(
+        "cloud_credential",
+        str,
+        "",
+        "load_strategy object-storage: name of the DBMS_CLOUD credential (made by DBMS_CLOUD.CREATE_CREDENTIAL) "
+        "Oracle reads the bucket with. Only the name: the secret stays in the database.",
+        "oracle",
+    ),
+    Setting(
+        "object_storage_url",
+        str,
+        "",
+        "load_strategy object-storage: the spool's URL on object storage (s3://, az://, gs://) when the spool "
+        "read by `load` is a local copy of it. Empty: the spool itself (spool_dir), which must then be a bucket.",
         "oracle",
     ),
     Setting(

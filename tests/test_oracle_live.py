@@ -13,11 +13,14 @@ your own, ``pytest -m oracle``.
 
 from __future__ import annotations
 
+import os
+import uuid
 from pathlib import Path
 from typing import Iterator
 
 import pytest
 
+from conftest import DATA, manifest_entries, run_cli
 from destinations import NO_ORACLE, ORACLE_CONFIGURED, Oracle
 from loadkit import ingest, users_stream
 
@@ -64,3 +67,78 @@ def test_plan_online_reads_the_tables_and_the_ledger_and_writes_nothing(ora: Ora
     assert ora.column_types("users")["NAME"] == "VARCHAR2"
     assert ora.query("SELECT CHAR_LENGTH FROM USER_TAB_COLUMNS WHERE TABLE_NAME = :1 AND COLUMN_NAME = 'NAME'",
                      [table]) == [(10,)]
+
+
+# ---- load_strategy object-storage: the server reads the segments with DBMS_CLOUD.COPY_DATA ----------------
+# Also needs a bucket Oracle can read and the test can write, and a DBMS_CLOUD credential for it
+# (the README's "Oracle reads the Parquet itself" section says what a DBA sets up):
+#   SPOOL_TARGET_TEST_ORACLE_CLOUD_URL         s3://bucket/prefix (az://, gs://) the test uploads spools under,
+#                                              with the store's usual variables (AWS_*, AZURE_STORAGE_*...)
+#   SPOOL_TARGET_TEST_ORACLE_CLOUD_CREDENTIAL  the credential's name (DBMS_CLOUD.CREATE_CREDENTIAL)
+CLOUD_URL = os.environ.get("SPOOL_TARGET_TEST_ORACLE_CLOUD_URL", "")
+CLOUD_CREDENTIAL = os.environ.get("SPOOL_TARGET_TEST_ORACLE_CLOUD_CREDENTIAL", "")
+needs_cloud = pytest.mark.skipif(
+    not (CLOUD_URL and CLOUD_CREDENTIAL),
+    reason="set SPOOL_TARGET_TEST_ORACLE_CLOUD_URL and SPOOL_TARGET_TEST_ORACLE_CLOUD_CREDENTIAL for object-storage",
+)
+
+
+def _to_bucket(ora: Oracle) -> dict[str, str]:
+    """The spool's manifest and segments copied to a fresh prefix, as they are; the settings that use it."""
+    from spool_target.storage import open_storage
+
+    url = f"{CLOUD_URL.rstrip('/')}/{ora.prefix.lower()}{uuid.uuid4().hex[:8]}"
+    store = open_storage(url)
+    for f in sorted(ora.spool.rglob("*")):
+        rel = f.relative_to(ora.spool).as_posix()
+        if f.is_file() and (rel == "manifest.jsonl" or rel.startswith("streams/")):
+            store.put(rel, f.read_bytes())
+    return {"load_strategy": "object-storage", "object_storage_url": url, "cloud_credential": CLOUD_CREDENTIAL,
+            "load_method": "upsert"}
+
+
+def _orders(ora: Oracle) -> list[tuple]:
+    """ORDERS as exact text: what the tap sent, in Oracle's own spelling of it."""
+    t = ora.table_name("orders")
+    return ora.query(
+        f'SELECT "ID", "CUSTOMER_NAME", TO_CHAR("AMOUNT", \'TM9\'), '
+        f'TO_CHAR(SYS_EXTRACT_UTC("PLACED_AT"), \'YYYY-MM-DD"T"HH24:MI:SS.FF6\'), TO_CHAR("DUE", \'YYYY-MM-DD\'), '
+        f'"PAID", "EXTRAS" FROM "{t}" ORDER BY "ID"')
+
+
+EXPECTED_ORDERS = [  # tests/data/oracle_object_storage.singer, the latest record per id
+    (1, "Zoë B.", ".1", "2024-03-10T06:30:00.000001", None, None, '{"gift": false}'),
+    (2, "Bob", ".0000001", "2024-10-27T01:30:00.000000", "2024-04-02", 0, None),
+]
+
+
+@needs_cloud
+def test_object_storage_loads_what_the_tap_sent_exactly_once(ora: Oracle):
+    r = run_cli("ingest", "--spool", str(ora.spool), "--input", str(DATA / "oracle_object_storage.singer"))
+    assert r.returncode == 0, r.stderr.decode()
+    settings = _to_bucket(ora)
+    check = run_cli("check", "--spool", str(ora.spool), *ora.cli_args(**settings), env=ora.env(), timeout=ora.timeout)
+    assert "DBMS_CLOUD" in check.stdout.decode() and "cloud credential" in check.stdout.decode()
+    assert check.returncode == 0, check.stdout.decode()  # the package, the credential and the bucket are usable
+    ora.load(**settings)
+    assert [tuple(row) for row in _orders(ora)] == EXPECTED_ORDERS
+    assert ora.rows("readings", ["sensor", "value"]) == [("t1", 0.1)]  # through executemany (a double into NUMBER)
+    assert {item for item, kind, _, _ in ora.ledger() if kind == "segment"} == \
+        {e["path"] for e in manifest_entries(ora.spool) if e.get("kind") == "segment"}
+    assert ora.staging_tables() == []
+    ora.load(**settings)  # nothing pending: nothing loaded twice
+    assert [tuple(row) for row in _orders(ora)] == EXPECTED_ORDERS
+
+
+@needs_cloud
+def test_object_storage_killed_after_copy_data_loads_nothing_twice(ora: Oracle):
+    """COPY_DATA has committed the staging rows; the unit's transaction has not. The next run
+    drops that staging table and copies again; the table gets each record once."""
+    r = run_cli("ingest", "--spool", str(ora.spool), "--input", str(DATA / "oracle_object_storage.singer"))
+    assert r.returncode == 0, r.stderr.decode()
+    settings = _to_bucket(ora)
+    ora.load(expect=-9, env={"SPOOL_TARGET_TEST_CRASH_AT": "load:before-commit:1"}, **settings)
+    assert ora.staging_tables()  # what COPY_DATA committed is there, in staging only
+    ora.load("--resume", **settings)
+    assert [tuple(row) for row in _orders(ora)] == EXPECTED_ORDERS
+    assert ora.staging_tables() == []

@@ -72,8 +72,10 @@ def oracle_options(config: Config) -> OracleOptions:
 
     from ..load.options import OracleOptions
 
-    # Every field is the setting of the same name (config.SETTINGS parses and checks its type).
-    return OracleOptions(**{f.name: getattr(config, f.name) for f in fields(OracleOptions)})
+    # Every field is the setting of the same name (config.SETTINGS parses and checks its type),
+    # but for storage_options, which is not a setting yet (spools on object storage, issue 11).
+    values = {f.name: getattr(config, f.name) for f in fields(OracleOptions) if f.name != "storage_options"}
+    return OracleOptions(**values)
 
 
 def destination_options(config: Config) -> DestinationOptions:

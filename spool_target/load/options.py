@@ -65,6 +65,11 @@ class OracleOptions:
     hard_delete: bool = False  # likewise: hard deletes compare keys
     batch_rows: int = 100_000
     max_identifier_length: int | None = None
+    # load_strategy object-storage (cloud.py): where Oracle reads the segments, and with which credential
+    spool_dir: str = ""
+    object_storage_url: str = ""
+    cloud_credential: str = ""
+    storage_options: Mapping[str, object] = field(default_factory=dict)
     # types
     prefer_float: bool = False
     varchar_length: int = 4000

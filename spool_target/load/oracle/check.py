@@ -4,8 +4,10 @@ Connects with the load's retry policy (``max_wait_seconds`` / ``--max-wait``,
 exit 75 when the server stays unreachable, exit 6 on a permanent error such
 as a wrong password) and reports the server, the features the loader will
 use, the target schema, the privileges and quota a load needs, the ledger,
-and what the spool has pending. Something needed but missing makes the
-report fail (exit 6) with the statement a DBA can run.
+and what the spool has pending; with ``load_strategy: object-storage``
+also whether DBMS_CLOUD, the credential and the bucket are usable.
+Something needed but missing makes the report fail (exit 6) with the
+statement a DBA can run.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from ...spool.manifest import read_manifest
 from ..destination import Access, DestinationKind, DestinationMissing, DestinationSpec
 from ..options import OracleOptions
 from ..retry import Backoff, guarded, with_retries
+from . import cloud
 from .connect import settings_from
 from .destination import OracleDestination
 
@@ -132,6 +135,8 @@ def _inspect(dest: OracleDestination, layout: SpoolLayout) -> CheckReport:
         _quota(dest, report, user, privs)
     else:
         report.add("tablespace quota", f"not visible for {schema} from {user}; a DBA can check DBA_TS_QUOTAS")
+    if dest.cloud is not None:  # load_strategy object-storage: DBMS_CLOUD, the credential, the bucket
+        cloud.check(dest.db, dest.cloud, user, report)
     ledger_exists = dest._table_exists(dest.schema, dest.rules.ledger_table)
     report.add("ledger table", f"{schema}.{dest.rules.ledger_table} " + ("exists" if ledger_exists else "(created by the first load)"))
     _pending(dest, layout, report)

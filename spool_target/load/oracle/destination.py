@@ -58,6 +58,7 @@ from ..destination import (
     StreamBinding,
 )
 from ..options import DestinationOptions, OracleOptions
+from . import cloud
 from .binds import empty_key_mask, has_json_scalar, prepare, text_extent
 from .connect import ConnectSettings
 from .errors import classify, error_code
@@ -78,7 +79,7 @@ from .types import (
     logical_of,
     parse_type,
 )
-from .unit import Action, Exec, Feed, Ledger, UnitBuilder, UnitProgram
+from .unit import Action, Exec, Feed, Ledger, UnitBuilder, UnitProgram, keys_matched
 
 LEDGER_CHUNK = 500  # items per ledger lookup (an IN list)
 
@@ -123,6 +124,8 @@ class OracleDestination(Destination):
                 "load_strategy direct-path needs python-oracledb thin mode (Connection.direct_path_load)",
                 hint="set thick_mode: false, or load_strategy: insert",
             )
+        # object-storage: the credential's name and the spool's URL, checked now (a local spool is exit 2)
+        self.cloud = cloud.CloudSettings.from_options(options) if self.strategy == cloud.STRATEGY else None
         self.batch_rows = options.batch_rows
         self.upsert_keys = options.load_method == "upsert"
         self.keys_compared = self.upsert_keys or options.hard_delete
@@ -402,24 +405,29 @@ class OracleDestination(Destination):
 
     # ---- the unit of work ----------------------------------------------------------
     def program(self, unit: LoadUnit, columns: dict[str, ColumnInfo] | None, *, direct: bool,
-                stage_all: bool = False) -> UnitProgram:
+                stage_all: bool = False, copy: cloud.CloudSettings | None = None) -> UnitProgram:
         if columns is None:
             return UnitProgram(work=[Ledger(self.sql.insert_ledger(), unit.ledger)])
         return UnitBuilder(self.sql, self.types, unit, columns, direct=direct, schema=self.schema,
-                           stage_all=stage_all).build()
+                           stage_all=stage_all, copy=copy).build()
 
     def load(self, unit: LoadUnit, checkpoint: Checkpoint, reject: Reject) -> None:
         self._refuse_loaded(unit)
         columns = dict(unit.columns) if unit.columns is not None else None
         direct = stage_all = False
+        copy, not_copied = None, None
         if columns is not None and unit.segments:
             columns, fits, stage_all = self._fit_text(unit, columns)  # DDL, if any: before the transaction
             direct = self.strategy == "direct-path" and fits
             if self.strategy == "direct-path" and not fits:
                 self._warn_once(unit.stream, f"stream {unit.stream!r}: text longer than {self.types.string_limit} bytes "
                                 "cannot go through direct path; these units are staged with executemany")
+            if self.cloud is not None:
+                copy, not_copied = self._copy_or_not(unit, columns, fits)  # never with stage_all: no CLOB text
         self._describe(unit)
-        prog = self.program(unit, columns, direct=direct, stage_all=stage_all)
+        if not_copied:
+            self.db.note(f"not through DBMS_CLOUD.COPY_DATA: {not_copied}")
+        prog = self.program(unit, columns, direct=direct, stage_all=stage_all, copy=copy)
         state = _UnitState()
         try:
             for action in prog.prepare:
@@ -445,6 +453,17 @@ class OracleDestination(Destination):
             except Exception as err:  # the data is committed; the sweep of the next run drops it
                 self.log.warning(f"could not drop a staging table: {str(err).splitlines()[0]}", stream=unit.stream)
 
+    def _copy_or_not(self, unit: LoadUnit, columns: dict[str, ColumnInfo],
+                     fits: bool) -> tuple[cloud.CloudSettings | None, str | None]:
+        """object-storage, unless this unit cannot be staged by COPY_DATA exactly: then why not."""
+        types = {n: parse_type(c.sql_type, is_json=c.logical == "json") for n, c in columns.items()}
+        why = cloud.blocker(unit, types, fits, keys_matched(unit))
+        if why is None:
+            return self.cloud, None
+        self._warn_once(unit.stream, f"stream {unit.stream!r}: {why}; such units load with executemany "
+                        "(load_strategy insert) instead of DBMS_CLOUD.COPY_DATA")
+        return None, why
+
     def _describe(self, unit: LoadUnit) -> None:
         segs = unit.segments
         acts = len(unit.steps) - len(segs)
@@ -465,6 +484,8 @@ class OracleDestination(Destination):
                     state.inserted[action.run] += count
         elif isinstance(action, Feed):
             self._run_feed(action, state)
+        elif isinstance(action, cloud.CopyData):
+            cloud.run_copy(self.db, action)
         elif isinstance(action, Ledger):
             rows = [(r.spool_id, r.item, r.kind, r.stream, r.table, r.rows, r.sha256 or None, r.run_id) for r in action.rows]
             try:

@@ -125,6 +125,18 @@ ADVICE: dict[str, str] = {
     "give key properties a maxLength, or set their types with column_types",
     "ORA-01792": "a table may have at most 1,000 columns: map the stream to fewer columns (column_mappings cannot merge "
     "them), or split the stream in the tap",
+    # load_strategy object-storage: DBMS_CLOUD raises ORA-20003..20014 for its own exceptions
+    # (ORA-20004: credential_not_exist), ORA-204xx for the object store's HTTP answer; the
+    # network ACL (ORA-24247) and the TLS wallet (ORA-29024) are the DBA's set-up.
+    "ORA-20004": "the DBMS_CLOUD credential named by cloud_credential does not exist for this user: "
+    "create it with DBMS_CLOUD.CREATE_CREDENTIAL (README: object-storage); `spool-target check` shows it",
+    "ORA-20401": "the object store refused the credential (HTTP 401/403): check the keys stored in the credential "
+    "named by cloud_credential, and its rights on the bucket",
+    "ORA-20404": "the object store has no such object: check object_storage_url (the spool's bucket and prefix)",
+    "ORA-24247": "the database may not connect to the object store's host: a DBA must allow it with "
+    "DBMS_NETWORK_ACL_ADMIN.APPEND_HOST_ACE (README: object-storage)",
+    "ORA-29024": "the database does not trust the object store's TLS certificate: a DBA must add its CA to the "
+    "wallet DBMS_CLOUD uses (My Oracle Support Doc ID 2748362.1)",
     "ORA-39726": "the table is compressed (basic compression allows no DROP COLUMN): a DBA can "
     "ALTER TABLE ... MOVE NOCOMPRESS, or set the old column unused",
     "DPY-3039": "python-oracledb cannot load this Arrow type into this column with direct path: "

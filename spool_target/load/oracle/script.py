@@ -90,6 +90,7 @@ def plan_script(
         f"-- server: {describe_server(dest.features)}",
         f"-- load_method {load.write.value}, load_strategy {options.load_strategy}: "
         f"{units} transaction(s), {segments} segment(s), {rows} row(s) pending",
+        *([f"-- object storage: {dest.cloud.describe()}"] if dest.cloud is not None else []),
         "-- :1, :2 ... are bind variables; their values come from the spool's Parquet segments.",
         "-- Blocks ending in / ignore only the error that means a DDL step was already done.",
         "",

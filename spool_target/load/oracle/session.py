@@ -444,7 +444,8 @@ def render(stmt: Statement) -> str:
     head = f"-- {stmt.note}\n" if stmt.note else ""
     binds = f"\n-- binds: {stmt.binds}" if stmt.binds and not stmt.done else ""
     if not stmt.done and not stmt.instead:
-        return f"{head}{stmt.sql};{binds}"
+        end = "\n/" if stmt.plsql else ";"  # a PL/SQL block (BEGIN ... END;) runs in a script with /
+        return f"{head}{stmt.sql}{end}{binds}"
     branches = []
     if stmt.done:
         cond = " OR ".join(f"SQLCODE = -{_number(c)}" for c in stmt.done)

@@ -94,6 +94,12 @@ class StagedColumn:
     name: str
     target: OracleType  # the table's column
     stage: OracleType  # the staging table's column
+    stage_name: str | None = None  # its name in staging when not ``name`` (COPY_DATA names it after Parquet)
+    into: str | None = None  # SQL turning the staged value (``{}``) into the table's; None: ``from_stage`` decides
+
+    @property
+    def staged(self) -> str:
+        return self.stage_name or self.name
 
 
 # Run after every connect, before anything else. Thin mode sets the session time zone from the
@@ -122,7 +128,9 @@ def stage_tag(spool_id: str) -> str:
 
 def from_stage(alias: str, col: StagedColumn, quote) -> str:  # type: ignore[no-untyped-def]
     """A staged value as the table column wants it."""
-    ref = f"{alias}.{quote(col.name)}"
+    ref = f"{alias}.{quote(col.staged)}"
+    if col.into is not None:
+        return col.into.format(ref)
     if col.target.family == "tstz" and col.stage.family in ("timestamp", "date"):
         return f"FROM_TZ({ref}, 'UTC')"
     if col.target.family == "number" and col.stage.family == "varchar":
@@ -316,6 +324,11 @@ class OracleSQL:
         values = ", ".join(b.placeholder_wrap.format(f":{i + 1}") for i, b in enumerate(binds))
         return Statement(f"INSERT INTO {target} ({cols}) VALUES ({values})")
 
+    def _staged_names(self, columns: Sequence[StagedColumn]) -> Callable[[str], str]:
+        """Table column name -> its quoted name in staging."""
+        names = {c.name: c.staged for c in columns}
+        return lambda name: self.q(names.get(name, name))
+
     def _from(self, alias: str, col: StagedColumn) -> str:
         return from_stage(alias, col, self.q)
 
@@ -333,21 +346,24 @@ class OracleSQL:
         exprs = ", ".join(self._from("s", c) for c in columns)
         sql = f"INSERT INTO {self.table(ref)} ({cols})\nSELECT {exprs}\nFROM {self.stage(stage)} s"
         if meta_deleted is not None:
-            d, seq = self.q(meta_deleted), self.q(meta_sequence or "")
-            match = " AND ".join(f"d.{self.q(k)} = s.{self.q(k)}" for k in keys)  # both staged: same types
+            st = self._staged_names(columns)
+            d, seq = st(meta_deleted), st(meta_sequence or "")
+            match = " AND ".join(f"d.{st(k)} = s.{st(k)}" for k in keys)  # both staged: same types
             sql += (
                 f"\nWHERE s.{d} IS NULL\n  AND NOT EXISTS (SELECT 1 FROM {self.stage(stage)} d "
                 f"WHERE d.{d} IS NOT NULL AND {match} AND d.{seq} > s.{seq})"
             )
         return Statement(sql)
 
-    def delete_deleted_keys(self, ref: TableRef, stage: str, keys: Sequence[StagedColumn], meta_deleted: str) -> Statement:
+    def delete_deleted_keys(self, ref: TableRef, stage: str, keys: Sequence[StagedColumn], meta_deleted: str,
+                            deleted_staged: str | None = None) -> Statement:
         """hard_delete, append-only: a deletion in the unit removes the rows of its key loaded before."""
         tk = ", ".join(f"t.{self.q(k.name)}" for k in keys)
         dk = ", ".join(self._from("d", k) for k in keys)
+        deleted = self.q(meta_deleted) if deleted_staged is None else self.q(deleted_staged)
         return Statement(
             f"DELETE FROM {self.table(ref)} t\nWHERE ({tk}) IN "
-            f"(SELECT {dk} FROM {self.stage(stage)} d WHERE d.{self.q(meta_deleted)} IS NOT NULL)"
+            f"(SELECT {dk} FROM {self.stage(stage)} d WHERE d.{deleted} IS NOT NULL)"
         )
 
     def merge(
@@ -361,9 +377,10 @@ class OracleSQL:
         columns (added by a DBA, say) are left alone. With ``hard``, a deleted latest
         record removes the row instead."""
         q = self.q
+        st = self._staged_names(staged)
         by_name = {c.name: c for c in staged}
-        partition = ", ".join(f"s.{q(k)}" for k in keys)
-        names = ", ".join(q(c.name) for c in staged)
+        partition = ", ".join(f"s.{st(k)}" for k in keys)
+        names = ", ".join(q(c.staged) for c in staged)
         on = self._match("t", "s", [by_name[k] for k in keys])
         sets = [f"t.{q(c.name)} = {self._from('s', c)}" for c in staged if c.name not in keys]
         sets += [f"t.{q(c)} = NULL" for c in cleared if c not in keys and c not in by_name]
@@ -372,19 +389,19 @@ class OracleSQL:
         sql = (
             f"MERGE INTO {self.table(ref)} t\n"
             f"USING (\n  SELECT {names}\n  FROM (\n"
-            f"    SELECT s.*, ROW_NUMBER() OVER (PARTITION BY {partition} ORDER BY s.{q(meta_sequence)} DESC) AS SPOOL_RN\n"
+            f"    SELECT s.*, ROW_NUMBER() OVER (PARTITION BY {partition} ORDER BY s.{st(meta_sequence)} DESC) AS SPOOL_RN\n"
             f"    FROM {self.stage(stage)} s\n  )\n  WHERE SPOOL_RN = 1\n) s\n"
             f"ON ({on})\n"
         )
         if sets:
             sql += "WHEN MATCHED THEN UPDATE SET\n  " + ",\n  ".join(sets) + "\n"
             seq = q(meta_sequence)
-            sql += f"  WHERE t.{seq} IS NULL OR t.{seq} < s.{seq}\n"
+            sql += f"  WHERE t.{seq} IS NULL OR t.{seq} < s.{st(meta_sequence)}\n"
             if hard:
                 sql += f"  DELETE WHERE t.{q(meta_deleted)} IS NOT NULL\n"
         sql += f"WHEN NOT MATCHED THEN INSERT ({ins_cols})\n  VALUES ({ins_vals})"
         if hard:
-            sql += f"\n  WHERE s.{q(meta_deleted)} IS NULL"
+            sql += f"\n  WHERE s.{st(meta_deleted)} IS NULL"
         return Statement(sql)
 
     def delete_all(self, ref: TableRef) -> Statement:

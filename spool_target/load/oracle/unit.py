@@ -5,8 +5,9 @@ The same program is executed by ``load`` and recorded by ``plan`` (through a
 three parts:
 
 ``prepare``  before the transaction: staging tables (DDL commits implicitly)
-             and their rows -- ``direct_path_load`` commits by itself, which
-             is why it may only ever feed a staging table;
+             and their rows -- ``direct_path_load`` and ``DBMS_CLOUD.COPY_DATA``
+             (``load_strategy: object-storage``, ``cloud.py``) commit by
+             themselves, which is why they may only ever feed a staging table;
 ``work``     the transaction: DELETE for overwrite, the rows (executemany
              straight into the table, or one INSERT ... SELECT / MERGE from
              staging), ACTIVATE_VERSION updates, then the ledger rows; the
@@ -39,6 +40,7 @@ from typing import Any, Mapping, Sequence
 from ...errors import DestinationError
 from ..destination import ActivateStep, ColumnInfo, DeleteMode, LedgerRow, LoadUnit, SegmentStep, WriteMode
 from .binds import BindColumn, bind_order
+from .cloud import CloudSettings, CopyData, copy_data, into_table, stage_column_name, stage_type
 from .sql import OracleSQL, StagedColumn, Statement
 from .types import OracleType, OracleTypes, parse_type
 
@@ -72,7 +74,7 @@ class Ledger:
     rows: tuple[LedgerRow, ...]
 
 
-Action = Exec | Feed | Ledger
+Action = Exec | Feed | Ledger | CopyData
 
 
 @dataclass
@@ -98,6 +100,14 @@ def _runs(steps: Sequence[SegmentStep | ActivateStep]) -> list[list[SegmentStep]
     return out
 
 
+def keys_matched(unit: LoadUnit) -> tuple[str, ...]:
+    """The key columns that are matched -- in upserts, and in hard deletes of a unit with
+    deletions -- so whose '' (NULL in Oracle) cannot be keyed and rejects the record."""
+    hard = unit.deletes is DeleteMode.HARD and bool(unit.keys)
+    keyed = bool(unit.keys) and (unit.write is WriteMode.UPSERT or (hard and any(s.has_deletes for s in unit.segments)))
+    return tuple(unit.keys) if keyed else ()
+
+
 class UnitBuilder:
     def __init__(
         self,
@@ -109,8 +119,10 @@ class UnitBuilder:
         direct: bool,
         schema: str | None,
         stage_all: bool = False,
+        copy: CloudSettings | None = None,
     ):
         self.sql, self.types, self.unit = sql, types, unit
+        self.copy = copy  # object-storage: the server stages each segment (cloud.blocker said it can)
         self.columns = columns
         self.direct = direct
         self.stage_all = stage_all  # long JSON for a native JSON column: bound as LONG into a CLOB stage
@@ -120,12 +132,8 @@ class UnitBuilder:
             n: parse_type(c.sql_type, is_json=c.logical == "json") for n, c in columns.items()
         }
         self.spool_id = unit.ledger[0].spool_id
-        segments = unit.segments
-        hard = unit.deletes is DeleteMode.HARD and bool(unit.keys)
-        self.hard = hard
-        # Keys are matched (so '' -- NULL in Oracle -- cannot be) in upserts and hard deletes.
-        keyed = bool(unit.keys) and (unit.write is WriteMode.UPSERT or (hard and any(s.has_deletes for s in segments)))
-        self.reject_keys = tuple(unit.keys) if keyed else ()
+        self.hard = unit.deletes is DeleteMode.HARD and bool(unit.keys)
+        self.reject_keys = keys_matched(unit)
 
     def stage_type(self, t: OracleType, logicals: set[str]) -> str:
         """The staging column for values of ``logicals`` headed for a column of type ``t``."""
@@ -158,7 +166,7 @@ class UnitBuilder:
                 prog.work.append(self._activate(run))
                 continue
             prog.run_rows[index] = sum(s.rows for s in run)
-            staged = (u.write is WriteMode.UPSERT or self.direct or self.stage_all
+            staged = (u.write is WriteMode.UPSERT or self.direct or self.stage_all or self.copy is not None
                       or (self.hard and any(s.has_deletes for s in run)))
             if not staged:
                 for step in run:
@@ -200,6 +208,9 @@ class UnitBuilder:
         for step in run:
             for c in step.columns:
                 logicals.setdefault(c.column, set()).add(c.type)
+        if self.copy is not None:
+            self._copied_run(prog, index, run, stage, logicals)
+            return
         stage_types = {n: parse_type(self.stage_type(self.ttype[n], logicals[n])) for n in logicals}
         prog.prepare.append(Exec(sql.drop_table(self.schema, stage)))  # a leftover of an interrupted attempt
         prog.prepare.append(Exec(sql.create_stage(stage, [(n, stage_types[n].text) for n in logicals])))
@@ -213,7 +224,35 @@ class UnitBuilder:
                 prog.prepare.append(Feed(step, binds, staged_q, index, stmt=sql.insert_values(staged_q, binds),
                                          reject_keys=self.reject_keys))
         prog.staged_commit = not self.direct
-        staged = [StagedColumn(n, self.ttype[n], stage_types[n]) for n in logicals]
+        self._apply_stage(prog, index, run, stage, [StagedColumn(n, self.ttype[n], stage_types[n]) for n in logicals])
+
+    def _copied_run(self, prog: UnitProgram, index: int, run: list[SegmentStep], stage: str,
+                    logicals: dict[str, set[str]]) -> None:
+        """object-storage: staging named and typed after the Parquet columns, filled by
+        DBMS_CLOUD.COPY_DATA segment by segment; the conversions go into the INSERT/MERGE."""
+        assert self.copy is not None
+        sql, limit = self.sql, self.types.string_limit
+        sources = {c.column: c.source for step in run for c in step.columns}
+        staged = []
+        for name, kinds in logicals.items():
+            (logical,) = kinds  # cloud.blocker: one type per column in a unit
+            stage_name, text = stage_column_name(sources[name]), stage_type(logical, limit)
+            into = into_table(logical, self.ttype[name])
+            assert stage_name is not None and text is not None and into is not None  # cloud.blocker checked
+            staged.append(StagedColumn(name, self.ttype[name], parse_type(text), stage_name=stage_name, into=into))
+        prog.prepare.append(Exec(sql.drop_table(self.schema, stage)))  # a leftover of an interrupted attempt
+        prog.prepare.append(Exec(sql.create_stage(stage, [(c.staged, c.stage.text) for c in staged])))
+        total = 0
+        for step in run:
+            total += step.rows
+            prog.prepare.append(copy_data(self.schema, stage, sql.stage(stage), self.copy, step, total, self.schema))
+        self._apply_stage(prog, index, run, stage, staged)
+
+    def _apply_stage(self, prog: UnitProgram, index: int, run: list[SegmentStep], stage: str,
+                     staged: list[StagedColumn]) -> None:
+        """The transaction's statements from a filled staging table."""
+        u, sql = self.unit, self.sql
+        logicals = {c.name for c in staged}
         m = u.meta
         if u.write is WriteMode.UPSERT:
             stream = set(u.stream_columns)
@@ -224,7 +263,8 @@ class UnitBuilder:
             )))
         elif self.hard and any(s.has_deletes for s in run):
             by_name = {c.name: c for c in staged}
-            prog.work.append(Exec(sql.delete_deleted_keys(u.table, stage, [by_name[k] for k in u.keys], m.deleted_at)))
+            prog.work.append(Exec(sql.delete_deleted_keys(u.table, stage, [by_name[k] for k in u.keys], m.deleted_at,
+                                                          by_name[m.deleted_at].staged if m.deleted_at in by_name else None)))
             prog.work.append(Exec(sql.insert_from_stage(
                 u.table, stage, staged, keys=u.keys, meta_deleted=m.deleted_at, meta_sequence=m.sequence)))
         else:
@@ -240,4 +280,4 @@ class UnitBuilder:
         return Exec(stmt, (step.version,) if hard else (at, step.version))
 
 
-__all__ = ["Action", "Exec", "Feed", "Ledger", "UnitBuilder", "UnitProgram"]
+__all__ = ["Action", "Exec", "Feed", "Ledger", "UnitBuilder", "UnitProgram", "keys_matched"]
