@@ -41,6 +41,7 @@ from ..errors import DestinationUnavailable, SegmentCorrupt, SpoolLocked
 from ..logs import Log
 from ..spool.layout import SpoolLayout, SpoolLock
 from ..spool.manifest import utc_now_iso
+from ..storage.errors import StorageUnavailable
 from ..load.destination import DestinationChoice
 from ..load.engine import LoadEngine, LoadOptions, RunMode
 from ..load.progress import LogReporter
@@ -78,6 +79,11 @@ class FollowOptions:
     poll_seconds: float = 1.0
     background_of: int | None = None  # pid of the `ingest --load-in-background` this loader serves
     retention: float | None = None  # the `retention` setting: prune as it goes (None: keep every segment)
+    # A bucket spool (spool/remote.py): ``refresh`` brings the local replica up to the bucket
+    # before each look, and ``prune`` replaces retention's prune of the replica with one under
+    # the bucket's lease.
+    refresh: Callable[[], object] | None = None
+    prune: Callable[[], object] | None = None
 
 
 @dataclass
@@ -255,6 +261,9 @@ class Follower:
             if self.signals.stop:
                 return FollowEnd.STOPPED
             self._check_parent()
+            if not self._refreshed():
+                self._sleep(self.opt.poll_seconds)
+                continue
             if not self.layout.exists():
                 if not waiting_for_spool:
                     self.log.info(f"waiting for a spool at {self.layout.root} (no manifest yet)")
@@ -292,6 +301,19 @@ class Follower:
                 if since >= (PRUNE_RETRY_SECONDS if self._prune_due else PRUNE_EVERY_SECONDS):
                     self._retention()
             self._sleep(self.opt.poll_seconds)
+
+    def _refreshed(self) -> bool:
+        """Bring a bucket spool's replica up to date; an unreachable store is an outage
+        like a destination's: logged, counted, waited out."""
+        if self.opt.refresh is None:
+            return True
+        try:
+            self.opt.refresh()
+        except StorageUnavailable as err:
+            self.report.outages += 1
+            self.log.warning(f"the spool's bucket is unreachable; waiting for it: {err.message}")
+            return False
+        return True
 
     def _check_parent(self) -> None:
         """A background loader whose ingest died (even by SIGKILL) drains and exits."""
@@ -411,6 +433,9 @@ class Follower:
         from .prune import PruneState, retention_prune
 
         self._last_prune = self.clock()
+        if self.opt.prune is not None:
+            self._prune_due = self.opt.prune() is None  # None: skipped, an ingest holds the lease
+            return
         result = retention_prune(self.layout, self.destination, self.opt.retention, self.log)
         if result is not None and result.state not in (PruneState.SKIPPED_INGEST_RUNNING, PruneState.SKIPPED_UNREACHABLE):
             self._prune_due = False

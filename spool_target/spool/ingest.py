@@ -228,8 +228,12 @@ class Ingester:
         log: Log,
         out: Callable[[bytes], None],
         progress: Callable[[int, "IngestSummary"], None] | None = None,
+        publish: Callable[[], object] | None = None,
     ):
         self.opt = options
+        # A bucket spool's publisher (spool/remote.py): puts what is committed here into the
+        # bucket. It runs before each STATE is released and once at the end (I1).
+        self.publish = publish
         self.progress = progress
         self.log = log
         self.out = out
@@ -305,6 +309,9 @@ class Ingester:
                 elif isinstance(job, _StateJob):
                     self.manifest.append({"kind": "state", "value": job.value.decode(), "run_id": self.run_id})
                     crash_point("ingest:state-journaled")
+                    if self.publish is not None:
+                        self.publish()
+                        crash_point("ingest:state-published")
                     self._ready_states.append(job.value)
             except BaseException as err:  # noqa: BLE001 - handed to the reader thread
                 self._failure = err
@@ -612,6 +619,10 @@ class Ingester:
             try:
                 if error is None and self._failure is None and not self._too_many_rejects():
                     self._journal_run_end()
+                if self.publish is not None:
+                    self.publish()  # the run's end, and committed records no STATE followed
+            except BaseException as err:  # noqa: BLE001 - never hides the run's own error
+                error = error or err
             finally:
                 self.manifest.close()
                 self.lock.release()

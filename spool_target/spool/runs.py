@@ -24,9 +24,11 @@ def ingest_with_run_file(
     input_fd: int,
     out: Callable[[bytes], None],
     progress: Callable[[int, IngestSummary], None] | None = None,
+    publish: Callable[[], object] | None = None,
 ) -> IngestSummary:
-    """``spool.ingest.ingest``, plus the run file, written whether the run succeeds or fails."""
-    ingester = Ingester(options, log, out, progress)
+    """``spool.ingest.ingest``, plus the run file, written whether the run succeeds or fails.
+    ``publish``: a bucket spool's publisher (see ``Ingester``)."""
+    ingester = Ingester(options, log, out, progress, publish)
     started_at = utc_now_iso()
     try:
         summary = ingester.run(input_fd)

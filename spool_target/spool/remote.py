@@ -1,0 +1,405 @@
+"""A spool in a bucket (``s3://``, ``gs://``, ``az://``): the bucket holds the
+truth, and every command works on a local *replica* of it.
+
+Every command knows how to work on a spool directory, so a bucket spool is
+one: a replica on local disk that this module keeps in step with the bucket.
+Nothing else in ingest, load or ops changes. In the bucket, under the prefix::
+
+    manifest/000000000000.jsonl     the manifest, as numbered batches: one header line
+    manifest/000000000001.jsonl     (batch number, writer, entry count), then the entries
+    streams/<dir>/<n>-<id>.parquet  segments, with the same keys as on disk
+    rejects/<dir>/<run>.jsonl       reject files, as on disk
+    runs/ingest-<run>.json          each ingest's summary
+    _lease.json                     who may write (storage/lease.py)
+
+**Writing** (``ingest``, ``prune``) needs the lease, so there is one writer
+per spool across machines. The writer works on its replica as on any spool;
+before a STATE goes out, ``publish`` uploads every segment the new entries
+name, then the reject files that grew, then the new entries as the next
+batch, created with ``put_if_absent``. Only then is the STATE released (I1).
+The batch number is the commit point: a writer that lost its lease and
+still tries to write batch N finds it taken and stops (``LeaseLost``); it
+can never interleave entries with the new holder.
+
+**Reading** (``load``, ``status``, ``sql``, ...): ``sync`` lists
+``manifest/``, appends the batches the replica lacks to its manifest,
+stopping at the first missing number, and downloads the segments (and
+reject files) the replica lacks. It keeps ``replica.json``: how many
+batches and manifest bytes it holds. Local lines beyond them were never
+published (a writer that died before its batch went up) and are cut.
+
+**Crashes** (I2). A segment uploaded but never named by a batch is an
+orphan: the next writer deletes it under the lease, and never a reader. An
+upload killed midway is never listed (the store keeps its parts until a
+lifecycle rule removes them on S3, 7 days on Azure). A batch is one object,
+whole or absent.
+
+This module never imports a destination driver (I3).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import threading
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from ..durable import DurableAppender, describe_os_error, fsync_file, make_dirs, write_atomic
+from ..errors import SpoolError
+from ..faults import crash_point
+from ..logs import Log
+from ..storage import Lease, LeaseLost, ObjectExists, Storage
+from .layout import REJECTS, RUNS, STREAMS, SpoolLayout, SpoolLock
+from .manifest import read_manifest
+
+BATCHES = "manifest/"
+STATE_FILE = "replica.json"
+#: segments up to this size go up in one request; larger ones as a multipart upload
+SINGLE_PUT_BYTES = 32 * 1024 * 1024
+#: how long a writer's lease lasts unless renewed (renewed every third of it)
+LEASE_SECONDS = 60.0
+_BATCH_KEY = re.compile(r"^manifest/(\d{12})\.jsonl$")
+
+
+def batch_key(n: int) -> str:
+    return f"{BATCHES}{n:012d}.jsonl"
+
+
+def replica_root(url: str, base: str, role: str) -> Path:
+    """Where the replica of the spool at ``url`` lives on this machine.
+
+    ``base`` is the ``replica_dir`` setting; empty means the user's cache
+    directory. Readers and the writer keep separate replicas (``read``,
+    ``write``), so that an ingest and a ``load --follow`` on one machine never
+    share a manifest file."""
+    if base:
+        root = Path(base)
+    else:
+        cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+        readable = re.sub(r"[^A-Za-z0-9._-]+", "_", url.split("://", 1)[-1]).strip("._")[:60]
+        root = cache / "spool-target" / "replicas" / f"{readable}-{hashlib.sha256(url.encode()).hexdigest()[:12]}"
+    return root / role
+
+
+@dataclass
+class ReplicaState:
+    """What of the bucket's manifest the replica holds: the first ``batches``
+    batches, which are the first ``manifest_bytes`` bytes of its manifest."""
+
+    url: str
+    batches: int = 0
+    manifest_bytes: int = 0
+    rejects: dict[str, int] = field(default_factory=dict)  # reject file key -> size published (the writer)
+
+    @classmethod
+    def read(cls, root: Path, url: str) -> ReplicaState:
+        try:
+            data = orjson.loads((root / STATE_FILE).read_bytes())
+        except (OSError, ValueError):
+            return cls(url)
+        if not isinstance(data, dict) or data.get("url") != url:
+            return cls(url)  # another spool's replica, or damaged: rebuilt from the bucket
+        return cls(url, int(data.get("batches", 0)), int(data.get("manifest_bytes", 0)), dict(data.get("rejects", {})))
+
+    def write(self, root: Path) -> None:
+        write_atomic(root / STATE_FILE, orjson.dumps(asdict(self)))
+
+
+@dataclass
+class SyncReport:
+    batches: int = 0  # new batches appended to the replica's manifest
+    segments: int = 0  # segments downloaded
+    bytes: int = 0  # bytes downloaded (segments and reject files)
+
+
+class BucketSpool:
+    """One bucket spool and this machine's replica of it, in one role (``read`` or ``write``)."""
+
+    def __init__(self, storage: Storage, root: Path, log: Log | None = None):
+        self.storage = storage
+        self.layout = SpoolLayout(root)
+        self.log = log
+        self.url = storage.url
+
+    # ----- reading --------------------------------------------------------------
+    def sync(self, *, segments: bool = True, rejects: bool = True) -> SyncReport:
+        """Bring the replica up to the bucket: manifest batches, then (if asked) the
+        segments it names and the reject files. Readers run it under a local lock, so
+        that two commands on one machine never write the replica at once."""
+        report = SyncReport()
+        make_dirs(self.layout.root)
+        lock = SpoolLock(self.layout.root / "replica.lock", "replica sync").acquire(wait_seconds=600)
+        try:
+            state = self._trimmed_state()
+            for n, body in self._new_batches(state):
+                lines = _batch_entries(body, self.storage.describe(batch_key(n)), n)
+                with DurableAppender(self.layout.manifest) as appender:
+                    appender.append(lines)
+                state.batches, state.manifest_bytes = n + 1, state.manifest_bytes + len(lines)
+                report.batches += 1
+            state.write(self.layout.root)
+            if segments and self.layout.exists():
+                self._fetch_segments(report)
+            if rejects:
+                self._fetch_rejects(report)
+        finally:
+            lock.release()
+        return report
+
+    def _trimmed_state(self) -> ReplicaState:
+        """The replica's state, with its manifest cut to exactly what the bucket
+        holds (or removed, to be rebuilt, when the two cannot be matched)."""
+        state = ReplicaState.read(self.layout.root, self.url)
+        path = self.layout.manifest
+        size = path.stat().st_size if path.exists() else 0
+        if size == state.manifest_bytes:
+            return state
+        if size > state.manifest_bytes and state.batches:
+            if self.log is not None:
+                self.log.warning("cutting manifest entries the bucket never received (a writer stopped before "
+                                 "publishing them); their records were never acknowledged", spool=self.url)
+            _truncate(path, state.manifest_bytes)
+            return state
+        # Shorter than the state says, or a state without a manifest: start over.
+        if path.exists():
+            try:
+                path.unlink()
+            except OSError as err:
+                raise describe_os_error(err, "removing", path) from err
+        return ReplicaState(self.url)
+
+    def _new_batches(self, state: ReplicaState) -> list[tuple[int, bytes]]:
+        numbers = sorted(int(m.group(1)) for o in self.storage.list(BATCHES) if (m := _BATCH_KEY.match(o.key)))
+        present = set(numbers)
+        if state.batches and state.batches - 1 not in present:
+            raise SpoolError(
+                f"{self.url}: the bucket no longer holds manifest batch {state.batches - 1}, which this machine's "
+                f"replica ({self.layout.root}) was built from",
+                hint="the spool was deleted or replaced in the bucket; remove the replica directory and run again",
+            )
+        out: list[tuple[int, bytes]] = []
+        n = state.batches
+        while n in present:  # a missing number is a batch in flight: stop before it
+            body, _ = self.storage.get(batch_key(n))
+            out.append((n, body))
+            n += 1
+        return out
+
+    def _fetch_segments(self, report: SyncReport) -> None:
+        manifest = read_manifest(self.layout)
+        pruned = manifest.pruned
+        for seg in manifest.segments():
+            local = self.layout.root / seg.path
+            if seg.path in pruned:
+                _unlink(local)  # loaded and pruned: nothing reads it any more
+                continue
+            if local.exists() and local.stat().st_size == seg.bytes:
+                continue
+            data, _ = self.storage.get(seg.path)
+            write_atomic(local, data, self.layout.tmp)
+            report.segments += 1
+            report.bytes += len(data)
+
+    def _fetch_rejects(self, report: SyncReport) -> None:
+        for obj in self.storage.list(REJECTS + "/"):
+            local = self.layout.root / obj.key
+            if local.exists() and local.stat().st_size == obj.size:
+                continue
+            data, _ = self.storage.get(obj.key)
+            write_atomic(local, data, self.layout.tmp)
+            report.bytes += len(data)
+
+    # ----- writing --------------------------------------------------------------
+    def take_lease(self) -> LeaseKeeper:
+        """The writer's lease, renewed in the background while held. A writer that
+        dies holds it until it lapses (``LEASE_SECONDS``): the next one is refused
+        until then, with the time left in the message."""
+        ttl = float(os.environ.get("SPOOL_TARGET_TEST_LEASE_SECONDS") or LEASE_SECONDS)  # crash tests shorten it
+        return LeaseKeeper(Lease.acquire(self.storage, ttl_seconds=ttl, skew_seconds=min(5.0, ttl)))
+
+    def publisher(self, keeper: LeaseKeeper, writer: str, *, keep_segments: bool = False) -> Publisher:
+        return Publisher(self, keeper, writer, keep_segments=keep_segments)
+
+    def delete_orphans(self) -> list[str]:
+        """Delete segment objects no live manifest entry names: uploads whose batch
+        never went up (a crash), and pruned segments whose delete a crash cut short.
+        Only the lease holder may call this (nobody else uploads)."""
+        manifest = read_manifest(self.layout)
+        live = {s.path for s in manifest.segments()} - manifest.pruned
+        removed = []
+        for obj in self.storage.list(STREAMS + "/"):
+            if obj.key not in live:
+                self.storage.delete(obj.key)
+                removed.append(obj.key)
+        if removed and self.log is not None:
+            self.log.warning(f"deleted {len(removed)} segment object(s) that no manifest entry names (uploads a "
+                             "crash cut off before their commit, or pruned segments); their records were never "
+                             "acknowledged or are already loaded", spool=self.url)
+        return removed
+
+    def put_run_file(self, name: str) -> None:
+        """Keep a run's summary (``runs/<name>``) in the bucket, where it outlives the machine."""
+        path = self.layout.runs / name
+        if path.exists():
+            self.storage.put(f"{RUNS}/{name}", path.read_bytes())
+
+
+class LeaseKeeper:
+    """Renews the lease every ``ttl/3`` on a thread, so a quiet tap does not let it lapse.
+
+    ``check`` raises ``LeaseLost`` once a renewal found the lease taken over;
+    the publisher calls it (after a renewal of its own) before every batch."""
+
+    def __init__(self, lease: Lease):
+        self.lease = lease
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._lost: LeaseLost | None = None
+        self._thread = threading.Thread(target=self._run, name="spool-lease", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(max(self.lease.ttl_seconds / 3, 0.2)):
+            try:
+                self.renew()
+            except LeaseLost:
+                return
+            except Exception:  # noqa: BLE001 - the store is down for now: the next publish renews or fails
+                continue
+
+    def renew(self) -> None:
+        with self._lock:
+            if self._lost is not None:
+                raise self._lost
+            try:
+                self.lease.renew()
+            except LeaseLost as err:
+                self._lost = err
+                raise
+
+    def release(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        with self._lock:
+            if self._lost is None:
+                self.lease.release()
+
+
+class Publisher:
+    """Puts what the writer committed locally into the bucket, as one batch."""
+
+    def __init__(self, spool: BucketSpool, keeper: LeaseKeeper, writer: str, *, keep_segments: bool):
+        self.spool = spool
+        self.keeper = keeper
+        self.writer = writer
+        self.keep_segments = keep_segments
+        self.state = ReplicaState.read(spool.layout.root, spool.url)
+        self.published: list[str] = []  # keys of the segments this publisher uploaded
+
+    def __call__(self) -> None:
+        self.publish()
+
+    def publish(self) -> int:
+        """Upload new segments and reject files, then the new entries as the next
+        batch. Returns the number of entries published (0: nothing new)."""
+        layout, storage = self.spool.layout, self.spool.storage
+        try:
+            with open(layout.manifest, "rb") as fh:
+                fh.seek(self.state.manifest_bytes)
+                data = fh.read()
+        except OSError as err:
+            raise describe_os_error(err, "reading", layout.manifest) from err
+        data = data[: data.rfind(b"\n") + 1]
+        if not data:
+            return 0
+        entries = [orjson.loads(line) for line in data.splitlines()]
+        self.keeper.renew()  # a lost lease stops us before anything is acknowledged
+        segments = [e["path"] for e in entries if e.get("kind") == "segment"]
+        for key in segments:
+            _upload(storage, layout.root / key, key)
+        self._publish_rejects()
+        crash_point("publish:segments-uploaded")
+        n = self.state.batches
+        header = orjson.dumps({"batch": n, "writer": self.writer, "entries": len(entries)})
+        try:
+            storage.put_if_absent(batch_key(n), header + b"\n" + data)
+        except ObjectExists:
+            raise LeaseLost(
+                f"{storage.describe(batch_key(n))}: another writer committed manifest batch {n} first; this "
+                "one lost the spool's lease and stops without acknowledging more",
+                hint="run one ingest (or prune) per spool at a time; what was acknowledged before is stored",
+            ) from None
+        self.state.batches, self.state.manifest_bytes = n + 1, self.state.manifest_bytes + len(data)
+        self.state.write(layout.root)
+        self.published.extend(segments)
+        if not self.keep_segments:
+            for key in segments:  # the bucket has it now; a pod's disk is small
+                _unlink(layout.root / key)
+        return len(entries)
+
+    def _publish_rejects(self) -> None:
+        layout = self.spool.layout
+        base = layout.root / REJECTS
+        if not base.exists():
+            return
+        for path in sorted(base.glob("*/*.jsonl")):
+            key = path.relative_to(layout.root).as_posix()
+            size = path.stat().st_size
+            if self.state.rejects.get(key) != size:
+                self.spool.storage.put(key, path.read_bytes())
+                self.state.rejects[key] = size
+
+
+def _batch_entries(body: bytes, where: str, n: int) -> bytes:
+    """The entry lines of a batch object, checked against its header."""
+    head, _, lines = body.partition(b"\n")
+    try:
+        header: Any = orjson.loads(head)
+        count = int(header["entries"])
+        number = int(header["batch"])
+    except (ValueError, KeyError, TypeError):
+        raise SpoolError(f"{where} is not a manifest batch (bad header line)",
+                         hint="the bucket was edited or damaged; restore the object from a backup") from None
+    if number != n or not lines.endswith(b"\n") or lines.count(b"\n") != count:
+        raise SpoolError(f"{where} is damaged: its header says batch {number} of {count} entries",
+                         hint="the bucket was edited or damaged; restore the object from a backup")
+    return lines
+
+
+def _upload(storage: Storage, path: Path, key: str) -> None:
+    try:
+        size = path.stat().st_size
+        if size <= SINGLE_PUT_BYTES:
+            storage.put(key, path.read_bytes())
+            return
+        with storage.upload(key) as upload, open(path, "rb") as fh:
+            while chunk := fh.read(16 * 1024 * 1024):
+                upload.write(chunk)
+            upload.complete()
+    except OSError as err:
+        raise describe_os_error(err, "uploading", path) from err
+
+
+def _truncate(path: Path, size: int) -> None:
+    try:
+        os.truncate(path, size)
+        fsync_file(path)
+    except OSError as err:
+        raise describe_os_error(err, "cutting", path) from err
+
+
+def _unlink(path: Path) -> None:
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        pass
+    except OSError as err:
+        raise describe_os_error(err, "removing", path) from err
+
+
+__all__ = ["BucketSpool", "LeaseKeeper", "Publisher", "ReplicaState", "SyncReport", "batch_key", "replica_root"]
