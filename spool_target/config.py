@@ -118,7 +118,30 @@ LOAD_METHODS = ("append-only", "upsert", "overwrite")
 
 SETTINGS: tuple[Setting, ...] = (
     # --- spool (ingest) ---
-    Setting("spool_dir", str, "./spool", "Directory of the spool (segments, manifest, rejects).", "spool"),
+    Setting(
+        "spool_dir",
+        str,
+        "./spool",
+        "Where the spool (segments, manifest, rejects) lives: a local directory, or a bucket prefix "
+        "s3://bucket/prefix, az://container/prefix or gs://bucket/prefix.",
+        "spool",
+    ),
+    Setting(
+        "storage_options",
+        _json_obj,
+        {},
+        'A spool in a bucket: endpoint, region, path_style, retries and keys, e.g. {"endpoint": '
+        '"http://minio:9000", "path_style": true}. Credentials are better left to the environment (AWS_*, AZURE_STORAGE_*).',
+        "spool",
+    ),
+    Setting(
+        "replica_dir",
+        str,
+        "",
+        "A spool in a bucket: the local directory where commands keep their copy of it. Empty: a directory per "
+        "spool URL under the user cache ($XDG_CACHE_HOME or ~/.cache)/spool-target/replicas.",
+        "spool",
+    ),
     Setting("flush_max_rows", int, 100_000, "Commit a stream's segment once it holds this many records.", "spool"),
     Setting("flush_max_bytes", int, 64 * 1024 * 1024, "Commit a stream's segment once its input reaches this many bytes.", "spool"),
     Setting(

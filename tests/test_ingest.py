@@ -415,12 +415,13 @@ def test_bad_config_value_is_a_usage_error(spool: Path, tmp_path: Path) -> None:
     assert b"setting load_method" in result.stderr and b"append-only, upsert, overwrite" in result.stderr
 
 
-def test_a_bucket_url_as_spool_is_refused_not_written_to_a_local_directory(tmp_path: Path) -> None:
-    """`--spool s3://bkt/p` used to write a local directory `s3:/bkt/p` without a word."""
-    for url in ("s3://bkt/spools/tap-x", "az://container/p", "gs://b/p"):
+def test_a_url_of_an_unknown_kind_as_spool_is_refused_not_written_to_a_local_directory(tmp_path: Path) -> None:
+    """`--spool s3://bkt/p` once wrote a local directory `s3:/bkt/p` without a word; bucket
+    URLs are spools now (tests/test_bucket_spool.py), and other URLs are still refused."""
+    for url in ("https://example.com/spools/tap-x", "gcs://b/p", "ftp://host/p"):
         r = run_cli("ingest", "--spool", url, input=singer_lines(users(1)), cwd=tmp_path)
         assert r.returncode == 2, r.stderr
-        assert b"is a URL" in r.stderr and b"not supported by ingest and load yet" in r.stderr
+        assert b"is a URL of a kind spool-target does not know" in r.stderr and b"s3://bucket/prefix" in r.stderr
         r = run_cli("load", "--spool", url, cwd=tmp_path)
         assert r.returncode == 2, r.stderr
     assert list(tmp_path.iterdir()) == []  # nothing was written anywhere

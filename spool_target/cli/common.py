@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import sys
 import traceback
+from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Optional, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional, TypeVar
 
 import typer
 
@@ -28,8 +29,10 @@ from ..errors import ExitCode, SpoolTargetError
 from ..logs import Log
 from ..spool.ingest import IngestOptions
 from ..spool.layout import SpoolLayout, require_spool
+from ..storage.location import is_remote
 
 if TYPE_CHECKING:
+    from ..spool.remote import BucketSpool
     from ..load.destination import DestinationChoice, DestinationSpec
     from ..load.engine import LoadOptions, RunMode
     from ..load.options import DestinationOptions, NamingOptions, OracleOptions
@@ -51,10 +54,83 @@ def ingest_options(config: Config) -> IngestOptions:
     )
 
 
-def open_spool(config: Config, *, must_exist: bool = True) -> SpoolLayout:
+def open_spool(config: Config, *, must_exist: bool = True, log: Log | None = None, segments: bool = True) -> SpoolLayout:
     """The spool a command works on (``spool_dir``); by default it must exist already
-    (a SpoolError, exit 5, says to ingest first)."""
-    return require_spool(config.spool_dir) if must_exist else SpoolLayout(config.spool_dir)
+    (a SpoolError, exit 5, says to ingest first).
+
+    A spool in a bucket is read through this machine's replica of it
+    (spool/remote.py): the replica is brought up to the bucket first, with the
+    segments too unless ``segments`` is false (commands that read only the
+    manifest). Writers (ingest, prune) go through ``bucket_spool`` and the lease."""
+    if not is_remote(config.spool_dir):
+        return require_spool(config.spool_dir) if must_exist else SpoolLayout(config.spool_dir)
+    bucket = bucket_spool(config, "read", log)
+    bucket.sync(segments=segments)
+    if must_exist and not bucket.layout.exists():
+        from ..errors import SpoolError
+
+        raise SpoolError(f"no spool at {bucket.url} (no manifest batches under manifest/)",
+                         hint="run `spool-target ingest` first, or pass the right --spool / spool_dir")
+    return bucket.layout
+
+
+def bucket_spool(config: Config, role: str, log: Log | None = None) -> BucketSpool:
+    """The bucket spool of ``spool_dir`` and this machine's replica of it in ``role``
+    (``read`` or ``write``)."""
+    from ..spool.remote import BucketSpool, replica_root
+    from ..storage import open_storage
+
+    storage = open_storage(config.spool_dir, config.storage_options)
+    return BucketSpool(storage, replica_root(storage.url, config.replica_dir, role), log)
+
+
+@contextmanager
+def writing_spool(config: Config, log: Log) -> Iterator[SpoolLayout]:
+    """The spool for a command that appends to its manifest besides ingest (prune).
+
+    A local spool is opened as ``open_spool`` does. A bucket spool is written
+    under its lease, so never beside an ingest (``SpoolLocked``, exit 5): the
+    read replica is brought up to the bucket (manifest only), the block runs
+    on it, then what the block appended is published as the next manifest
+    batch, and only after that are the segments it pruned deleted from the
+    bucket (the order prune keeps on disk: entry first, then the file)."""
+    if not is_remote(config.spool_dir):
+        yield open_spool(config)
+        return
+    bucket = bucket_spool(config, "read", log)
+    keeper = bucket.take_lease()
+    try:
+        bucket.sync(segments=False, rejects=False)
+        if not bucket.layout.exists():
+            from ..errors import SpoolError
+
+            raise SpoolError(f"no spool at {bucket.url} (no manifest batches under manifest/)",
+                             hint="run `spool-target ingest` first, or pass the right --spool / spool_dir")
+        publisher = bucket.publisher(keeper, keeper.lease.owner, keep_segments=True)
+        yield bucket.layout
+        publisher.publish()
+        bucket.delete_orphans()
+    finally:
+        keeper.release()
+
+
+def refuse_on_bucket(config: Config, what: str, hint: str) -> None:
+    if is_remote(config.spool_dir):
+        from ..errors import ConfigError
+
+        raise ConfigError(f"{what} does not work on a spool in a bucket ({config.spool_dir}) yet", hint=hint)
+
+
+def storage_secrets(config: Config) -> list[str]:
+    """Keys in ``storage_options`` or the environment that a bucket spool uses: never printed (I7)."""
+    if not is_remote(config.spool_dir):
+        return []
+    from ..storage import parse_location
+
+    try:
+        return list(parse_location(config.spool_dir, config.storage_options).secrets)
+    except SpoolTargetError:
+        return []  # reported by the command that opens the spool
 
 
 def naming_options(config: Config) -> NamingOptions:
@@ -72,9 +148,11 @@ def oracle_options(config: Config) -> OracleOptions:
 
     from ..load.options import OracleOptions
 
-    # Every field is the setting of the same name (config.SETTINGS parses and checks its type),
-    # but for storage_options, which is not a setting yet (spools on object storage, issue 11).
-    values = {f.name: getattr(config, f.name) for f in fields(OracleOptions) if f.name != "storage_options"}
+    # Every field is the setting of the same name (config.SETTINGS parses and checks its type).
+    values = {f.name: getattr(config, f.name) for f in fields(OracleOptions)}
+    if not values["object_storage_url"] and is_remote(config.spool_dir):
+        # A bucket spool: Oracle reads the segments where ingest put them, not the local replica.
+        values["object_storage_url"] = config.spool_dir
     return OracleOptions(**values)
 
 
@@ -133,8 +211,9 @@ ConfigOption = typer.Option(
 SpoolOption = typer.Option(
     None,
     "--spool",
-    metavar="DIR",
-    help="Spool directory. Default: config spool_dir, env SPOOL_TARGET_SPOOL_DIR, else ./spool.",
+    metavar="DIR|URL",
+    help="Spool directory, or a bucket prefix (s3://bucket/prefix, az://container/prefix, gs://bucket/prefix). "
+    "Default: config spool_dir, env SPOOL_TARGET_SPOOL_DIR, else ./spool.",
     show_default=False,
 )
 LogFormatOption = typer.Option(
@@ -172,7 +251,7 @@ def make_config(config_files: Optional[list[Path]], **overrides: Any) -> Config:
 
 def make_log(config: Config, quiet: bool = False) -> Log:
     log = Log(config.log_format, quiet=quiet)
-    log.redact(*config.secrets)
+    log.redact(*config.secrets, *storage_secrets(config))
     return log
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -11,10 +12,12 @@ import typer
 
 from ..about import about_text
 from ..logs import Log
-from ..spool.ingest import IngestSummary
+from ..config import Config
+from ..spool.ingest import IngestOptions, IngestSummary
+from ..storage.location import is_remote
 from ..spool.runs import ingest_with_run_file
 from .app import app
-from .common import ingest_options, ConfigOption, LogFormatOption, QuietOption, SpoolOption, make_config, make_log, run_command
+from .common import bucket_spool, ingest_options, ConfigOption, LogFormatOption, QuietOption, SpoolOption, make_config, make_log, run_command
 
 InputOption = typer.Option(
     None,
@@ -37,7 +40,7 @@ LoadInBackgroundOption = typer.Option(
 
 def _run_ingest(
     config_files: Optional[list[Path]],
-    spool: Optional[Path],
+    spool: Optional[str],
     input_file: Optional[Path],
     log_format: Optional[str],
     quiet: bool,
@@ -52,10 +55,9 @@ def _run_ingest(
 
     progress = _terminal_progress() if log.interactive else None
 
-    def work() -> IngestSummary:
-        options = ingest_options(config)
+    def ingest(options: IngestOptions, publish: Callable[[], object] | None = None) -> IngestSummary:
         if input_file is None:
-            return ingest_with_run_file(options, log, sys.stdin.fileno(), out, progress)
+            return ingest_with_run_file(options, log, sys.stdin.fileno(), out, progress, publish)
         try:
             fd = os.open(input_file, os.O_RDONLY)
         except OSError as err:
@@ -63,25 +65,53 @@ def _run_ingest(
 
             raise ConfigError(f"cannot open --input {input_file}: {err.strerror}") from None
         try:
-            return ingest_with_run_file(options, log, fd, out, progress)
+            return ingest_with_run_file(options, log, fd, out, progress, publish)
         finally:
             os.close(fd)
+
+    def work() -> IngestSummary:
+        if is_remote(config.spool_dir):
+            return _ingest_to_bucket(config, log, ingest)
+        return ingest(ingest_options(config))
 
     # --load-in-background: a `load --follow` child drains the spool meanwhile (spool/background.py)
     loader = None
     if load_in_background:
         from ..spool.background import BackgroundLoader
 
-        loader = BackgroundLoader.start(Path(config.spool_dir), config_files, log_format, quiet)
+        loader = BackgroundLoader.start(config.spool_dir, config_files, log_format, quiet)
     try:
         summary = run_command(log, work)
     except BaseException:
         if loader is not None:
             loader.finish(log)  # it still drains what this run committed
         raise
-    _report(log, summary, Path(config.spool_dir))
+    _report(log, summary, config.spool_dir)
     if loader is not None:
         loader.finish(log)
+
+
+def _ingest_to_bucket(
+    config: Config, log: Log, ingest: Callable[[IngestOptions, Callable[[], object]], IngestSummary]
+) -> IngestSummary:
+    """Ingest into a bucket spool (spool/remote.py): under the spool's lease, on this
+    machine's write replica, each STATE released only once the bucket holds what
+    precedes it. Orphans of a crashed writer are deleted first."""
+    bucket = bucket_spool(config, "write", log)
+    keeper = bucket.take_lease()
+    try:
+        bucket.sync(segments=False, rejects=False)
+        if bucket.layout.exists():
+            bucket.delete_orphans()
+        publisher = bucket.publisher(keeper, keeper.lease.owner)
+        try:
+            return ingest(replace(ingest_options(config), spool_dir=bucket.layout.root), publisher)
+        finally:
+            for run_file in sorted(bucket.layout.runs.glob("ingest-*.json")):
+                bucket.put_run_file(run_file.name)
+                run_file.unlink()
+    finally:
+        keeper.release()
 
 
 def _terminal_progress() -> Callable[[int, IngestSummary], None]:
@@ -111,7 +141,7 @@ def _terminal_progress() -> Callable[[int, IngestSummary], None]:
     return show
 
 
-def _report(log: Log, summary: IngestSummary, spool: Path) -> None:
+def _report(log: Log, summary: IngestSummary, spool: str) -> None:
     from ..metrics import ingest_metrics
 
     ingest_metrics(log, summary)
@@ -120,17 +150,17 @@ def _report(log: Log, summary: IngestSummary, spool: Path) -> None:
         f"ingest done: {summary.records} records in {summary.seconds:.1f}s ({rate:,.0f}/s), "
         f"{sum(s.segments for s in summary.streams.values())} segments, {summary.rejected} rejected, "
         f"{summary.states_emitted} STATE messages emitted",
-        spool=str(spool),
+        spool=spool,
         run_id=summary.run_id,
     )
     if summary.rejected:
-        log.warning(f"{summary.rejected} records were rejected; see {spool / 'rejects'} or `spool-target rejects`")
+        log.warning(f"{summary.rejected} records were rejected; see {spool.rstrip('/')}/rejects or `spool-target rejects`")
 
 
 @app.command("ingest")
 def ingest_command(
     config_files: Optional[list[Path]] = ConfigOption,
-    spool: Optional[Path] = SpoolOption,
+    spool: Optional[str] = SpoolOption,
     input_file: Optional[Path] = InputOption,
     load_in_background: bool = LoadInBackgroundOption,
     log_format: Optional[str] = LogFormatOption,
@@ -151,7 +181,7 @@ meltano_app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, 
 @meltano_app.command()
 def _meltano(
     config_files: Optional[list[Path]] = ConfigOption,
-    spool: Optional[Path] = SpoolOption,
+    spool: Optional[str] = SpoolOption,
     input_file: Optional[Path] = InputOption,
     about: bool = typer.Option(False, "--about", help="Describe this target and its settings, then exit."),
     about_format: str = typer.Option("text", "--format", help="Format of --about: text, json or markdown."),

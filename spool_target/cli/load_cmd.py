@@ -7,11 +7,14 @@ load engine (or, through it, a database driver: I3).
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import typer
 
+from ..config import Config
+from ..logs import Log
 from .app import app
 from .common import (
     ConfigOption,
@@ -28,16 +31,26 @@ from .common import (
     make_config,
     make_log,
     naming_options,
+    bucket_spool,
     open_spool,
     run_command,
+    writing_spool,
 )
+from ..storage.location import is_remote
+
+if TYPE_CHECKING:
+    from ..ops.follow import FollowOptions
+    from ..ops.prune import PruneReport
+
+#: how often `load --follow` looks at a bucket spool for new manifest batches
+BUCKET_POLL_SECONDS = 2.0
 
 
 
 @app.command("load")
 def load_command(
     config_files: Optional[list[Path]] = ConfigOption,
-    spool: Optional[Path] = SpoolOption,
+    spool: Optional[str] = SpoolOption,
     destination: Optional[str] = DestinationOption,
     resume: bool = typer.Option(
         False, "--resume", help="Continue an interrupted load: report what is done, clean up, load the rest."
@@ -85,20 +98,58 @@ def load_command(
 
         def follow_spool() -> FollowReport:
             # The spool may not exist yet: a loader started with its ingest waits for the first segment.
-            layout = open_spool(config, must_exist=False)
+            options = follow_options(config, until_idle, background_of)
+            if is_remote(config.spool_dir):
+                options = bucket_follow_options(config, options, log)
+            layout = open_spool(config, must_exist=False, log=log)
             return follow_load(layout, destination_from_config(config, layout.root), load_options(config, mode),
-                               follow_options(config, until_idle, background_of), log)
+                               options, log)
 
         run_command(log, follow_spool)
         return
     if until_idle is not None:
         run_command(log, lambda: _usage("--until-idle needs --follow"))
-    layout = run_command(log, lambda: open_spool(config))
+    layout = run_command(log, lambda: open_spool(config, log=log))
     choice = run_command(log, lambda: destination_from_config(config, layout.root))
     run_command(log, lambda: run_load(layout, choice, load_options(config, mode), log))
     from ..ops.prune import retention_prune
 
-    run_command(log, lambda: retention_prune(layout, choice, config.retention, log))
+    if not is_remote(config.spool_dir):
+        run_command(log, lambda: retention_prune(layout, choice, config.retention, log))
+    elif config.retention is not None:
+        run_command(log, lambda: bucket_retention(config, log))
+
+
+def bucket_follow_options(config: Config, options: FollowOptions, log: Log) -> FollowOptions:
+    """``load --follow`` on a bucket spool: its replica is brought up to the bucket at most
+    every ``BUCKET_POLL_SECONDS`` (a LIST and a GET per look), and ``retention`` prunes
+    under the spool's lease like `prune` does."""
+    from dataclasses import replace
+
+    bucket = bucket_spool(config, "read", log)
+    last = [float("-inf")]
+
+    def refresh() -> None:
+        if time.monotonic() - last[0] >= BUCKET_POLL_SECONDS:
+            last[0] = time.monotonic()
+            bucket.sync()
+
+    prune = (lambda: bucket_retention(config, log)) if config.retention is not None else None
+    return replace(options, refresh=refresh, prune=prune)
+
+
+def bucket_retention(config: Config, log: Log) -> PruneReport | None:
+    """``retention`` on a bucket spool: best effort, like on disk; skipped while an ingest
+    holds the spool's lease (the next load tries again)."""
+    from ..errors import SpoolLocked
+    from ..ops.prune import retention_prune
+
+    try:
+        with writing_spool(config, log) as layout:
+            return retention_prune(layout, destination_from_config(config, layout.root), config.retention, log)
+    except SpoolLocked:
+        log.info("retention: skipped, an ingest holds the spool's lease; the next load prunes")
+        return None
 
 
 def _usage(message: str) -> None:
@@ -110,7 +161,7 @@ def _usage(message: str) -> None:
 @app.command("status")
 def status_command(
     config_files: Optional[list[Path]] = ConfigOption,
-    spool: Optional[Path] = SpoolOption,
+    spool: Optional[str] = SpoolOption,
     destination: Optional[str] = DestinationOption,
     as_json: bool = JsonOption,
     log_format: Optional[str] = LogFormatOption,
@@ -124,7 +175,7 @@ def status_command(
     config = make_config(config_files, spool_dir=str(spool) if spool else None, destination=destination, log_format=log_format)
     log = make_log(config)
     def status() -> StatusReport:
-        layout = open_spool(config)
+        layout = open_spool(config, log=log, segments=False)
         return spool_status(layout, destination_from_config(config, layout.root), naming_options(config), log)
 
     report = run_command(log, status)

@@ -31,7 +31,9 @@ from .common import (
     make_config,
     make_log,
     open_spool,
+    refuse_on_bucket,
     run_command,
+    writing_spool,
 )
 from .output import choose_format, write_records, write_rows
 
@@ -49,7 +51,7 @@ FormatOption = typer.Option(
 OfflineOption = typer.Option(False, "--offline", help="Do not read the destination's ledger (segment state 'unknown').")
 
 
-def _config(config_files: Optional[list[Path]], spool: Optional[Path], **overrides: object) -> Config:
+def _config(config_files: Optional[list[Path]], spool: Optional[str], **overrides: object) -> Config:
     return make_config(config_files, spool_dir=str(spool) if spool else None, **overrides)
 
 
@@ -72,7 +74,7 @@ def _printing(fn: Callable[[], object]) -> None:
 def sql_command(
     query: str = typer.Argument(..., metavar="QUERY", help="DuckDB SQL; - reads it from stdin."),
     config_files: Optional[list[Path]] = ConfigOption,
-    spool: Optional[Path] = SpoolOption,
+    spool: Optional[str] = SpoolOption,
     destination: Optional[str] = DestinationOption,
     fmt: Optional[str] = FormatOption,
     offline: bool = OfflineOption,
@@ -93,7 +95,7 @@ def sql_command(
     text = sys.stdin.read() if query == "-" else query
 
     def work() -> None:
-        layout = open_spool(config)
+        layout = open_spool(config, log=log)
         con, _ = connect_spool(layout, _ledger_source(config, layout, offline), log)
         try:
             result = run_query(con, text)
@@ -108,7 +110,7 @@ def sql_command(
 @app.command("inspect")
 def inspect_command(
     config_files: Optional[list[Path]] = ConfigOption,
-    spool: Optional[Path] = SpoolOption,
+    spool: Optional[str] = SpoolOption,
     destination: Optional[str] = DestinationOption,
     db: Optional[Path] = typer.Option(
         None, "--db", metavar="FILE", help="Database file to write. Default: <spool>/inspect.duckdb.", show_default=False
@@ -126,7 +128,7 @@ def inspect_command(
     config = _config(config_files, spool, destination=destination, log_format=log_format)
     log = make_log(config)
     def write() -> InspectResult:
-        layout = open_spool(config)
+        layout = open_spool(config, log=log)
         return write_inspect_db(layout, _ledger_source(config, layout, offline), log, db)
 
     result = run_command(log, write)
@@ -136,7 +138,7 @@ def inspect_command(
 @app.command("verify")
 def verify_command(
     config_files: Optional[list[Path]] = ConfigOption,
-    spool: Optional[Path] = SpoolOption,
+    spool: Optional[str] = SpoolOption,
     destination: Optional[str] = DestinationOption,
     no_destination: bool = typer.Option(False, "--no-destination", help="Check the spool only, not the ledger."),
     log_format: Optional[str] = LogFormatOption,
@@ -155,7 +157,7 @@ def verify_command(
     log = make_log(config)
     check = False if no_destination else (True if destination else None)
     def verify() -> VerifyReport:
-        layout = open_spool(config)
+        layout = open_spool(config, log=log)
         return verify_spool(layout, destination_from_config(config, layout.root), log, check_destination=check)
 
     report = run_command(log, verify)
@@ -170,7 +172,7 @@ def verify_command(
 @app.command("prune")
 def prune_command(
     config_files: Optional[list[Path]] = ConfigOption,
-    spool: Optional[Path] = SpoolOption,
+    spool: Optional[str] = SpoolOption,
     destination: Optional[str] = DestinationOption,
     older_than: Optional[str] = typer.Option(
         None, "--older-than", metavar="AGE", help="Only segments committed longer ago than this: 7d, 12h, 30m.", show_default=False
@@ -202,9 +204,14 @@ def prune_command(
 
     limit = run_command(log, age)
     def prune() -> PruneReport:
-        layout = open_spool(config)
-        return prune_spool(layout, destination_from_config(config, layout.root), log, older_than=limit, dry_run=dry_run,
-                           max_wait=config.max_wait_seconds if max_wait is None else max_wait)
+        def run(layout: SpoolLayout) -> PruneReport:
+            return prune_spool(layout, destination_from_config(config, layout.root), log, older_than=limit,
+                               dry_run=dry_run, max_wait=config.max_wait_seconds if max_wait is None else max_wait)
+
+        if dry_run:
+            return run(open_spool(config, log=log, segments=False))
+        with writing_spool(config, log) as layout:
+            return run(layout)
 
     report = run_command(log, prune)
     verb = "would prune" if report.state is PruneState.DRY_RUN else "pruned"
@@ -221,7 +228,7 @@ app.add_typer(rejects_app, name="rejects")
 def rejects_command(
     ctx: typer.Context,
     config_files: Optional[list[Path]] = ConfigOption,
-    spool: Optional[Path] = SpoolOption,
+    spool: Optional[str] = SpoolOption,
     stream: Optional[str] = typer.Option(None, "--stream", "-s", metavar="STREAM", help="Only this stream.", show_default=False),
     include_replayed: bool = typer.Option(False, "--all", help="Also list rejects that a replay has since committed."),
     counts: bool = typer.Option(False, "--counts", help="Only the counts per stream and reason."),
@@ -244,7 +251,7 @@ def rejects_command(
     config = _config(config_files, spool, log_format=log_format)
     log = make_log(config)
     out_format = run_command(log, lambda: choose_format(fmt))
-    listing = run_command(log, lambda: list_rejects(open_spool(config), stream, include_replayed=include_replayed))
+    listing = run_command(log, lambda: list_rejects(open_spool(config, log=log, segments=False), stream, include_replayed=include_replayed))
     count_rows = [(c.stream, c.reason, c.count) for c in listing.counts]
 
     def show() -> None:
@@ -278,7 +285,7 @@ def _clip(text: str, width: int) -> str:
 @rejects_app.command("replay")
 def replay_command(
     config_files: Optional[list[Path]] = ConfigOption,
-    spool: Optional[Path] = SpoolOption,
+    spool: Optional[str] = SpoolOption,
     stream: Optional[str] = typer.Option(None, "--stream", "-s", metavar="STREAM", help="Only this stream.", show_default=False),
     schema: Optional[Path] = typer.Option(
         None,
@@ -302,6 +309,9 @@ def replay_command(
 
     config = _config(config_files, spool, log_format=log_format)
     log = make_log(config, quiet)
+    run_command(log, lambda: refuse_on_bucket(
+        config, "rejects replay", "`spool-target rejects --spool URL` lists the rejects with their raw lines; after the "
+        "fix, have the tap send those records again (or replay in a local spool)"))
     options = replace(ingest_options(config), max_rejects=None)
     report = run_command(log, lambda: replay_rejects(options, log, stream=stream, schema_file=schema))
     if not report.streams:

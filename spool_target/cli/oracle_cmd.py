@@ -41,7 +41,7 @@ OracleDestinationOption = typer.Option(
 @app.command("check")
 def check_command(
     config_files: Optional[list[Path]] = ConfigOption,
-    spool: Optional[Path] = SpoolOption,
+    spool: Optional[str] = SpoolOption,
     destination: Optional[str] = OracleDestinationOption,
     max_wait: Optional[float] = MaxWaitOption,
     as_json: bool = JsonOption,
@@ -65,7 +65,7 @@ def check_command(
     )
     log = make_log(config, quiet)
     def check() -> CheckReport:
-        layout = open_spool(config, must_exist=False)  # no spool yet: check says nothing is pending
+        layout = open_spool(config, must_exist=False, log=log, segments=False)  # no spool yet: nothing is pending
         return run_check(destination_spec(config, layout.root, oracle=True), oracle_options(config), layout, log,
                          max_wait=config.max_wait_seconds)
 
@@ -86,7 +86,7 @@ def check_command(
 @app.command("plan")
 def plan_command(
     config_files: Optional[list[Path]] = ConfigOption,
-    spool: Optional[Path] = SpoolOption,
+    spool: Optional[str] = SpoolOption,
     destination: Optional[str] = OracleDestinationOption,
     offline: bool = typer.Option(
         False, "--offline",
@@ -130,7 +130,7 @@ def plan_command(
 
         run_command(log, refuse)
     def plan() -> tuple[str, dict[str, int]]:
-        layout = open_spool(config)
+        layout = open_spool(config, log=log)
         return plan_script(
             layout, destination_spec(config, layout.root, oracle=True), config.destination, oracle_options(config),
             load_options(config, RunMode.FRESH), log, offline=offline, assume=assume, max_string_size=max_string_size,

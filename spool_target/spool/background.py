@@ -25,6 +25,7 @@ from pathlib import Path
 
 from ..errors import ExitCode
 from ..logs import Log
+from ..storage.location import is_remote
 
 
 class LoaderOutcome(enum.Enum):
@@ -38,8 +39,9 @@ class BackgroundLoader:
         self.proc = proc
 
     @classmethod
-    def start(cls, spool: Path, config_files: list[Path] | None, log_format: str | None, quiet: bool) -> "BackgroundLoader":
-        args = [sys.executable, "-m", "spool_target", "load", "--follow", "--spool", str(Path(spool).resolve()),
+    def start(cls, spool: str, config_files: list[Path] | None, log_format: str | None, quiet: bool) -> "BackgroundLoader":
+        where = spool if is_remote(spool) else str(Path(spool).resolve())  # a bucket spool: the child reads the bucket
+        args = [sys.executable, "-m", "spool_target", "load", "--follow", "--spool", where,
                 "--background-of", str(os.getpid())]
         for f in config_files or []:
             args += ["--config", str(Path(f).resolve())]

@@ -48,8 +48,9 @@ def stream_dir(stream: str) -> str:
 
 
 # "s3://bucket/p" made into a Path is "s3:/bucket/p": a local directory named
-# "s3:" that nobody meant. Until spools on object storage are wired in
-# (spool_target/storage/), such a location is refused rather than silently local.
+# "s3:" that nobody meant. Bucket spools (s3://, az://, gs://) reach here as
+# their local replica's path (spool/remote.py); any other URL is refused rather
+# than silently taken as a local directory.
 _URL_LIKE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:/")
 
 
@@ -57,9 +58,9 @@ class SpoolLayout:
     def __init__(self, root: Path | str):
         if _URL_LIKE.match(str(root)):
             raise ConfigError(
-                f"spool location {str(root)!r} is a URL; spools on object storage (s3://, gs://, az://) "
-                "are not supported by ingest and load yet",
-                hint="use a local directory for --spool / spool_dir (see the README: Spools on object storage)",
+                f"spool location {str(root)!r} is a URL of a kind spool-target does not know",
+                hint="use s3://bucket/prefix, az://container/prefix, gs://bucket/prefix or a local directory "
+                "for --spool / spool_dir (see the README: Spools on object storage)",
             )
         self.root = Path(root)
 
