@@ -314,3 +314,54 @@ def test_an_object_storage_load_reads_the_segments_where_ingest_put_them(bucket:
     (segment,) = bucket.keys("streams/")
     assert segment in text
     assert "machine-b" not in text.split("COPY_DATA", 1)[1]
+
+
+def readme_deploying_blocks() -> list[str]:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = readme.split("\n### Deploying: ingest in a pod, load from anywhere\n", 1)[1].split("\n## ", 1)[0]
+    import re
+
+    blocks = re.findall(r"```yaml\n(.*?)```", section, re.S)
+    assert len(blocks) == 2, "the Deploying section should hold the Meltano fragment and the Kubernetes YAML"
+    return blocks
+
+
+def test_readme_kubernetes_example_is_valid_and_its_loader_runs_as_written(moto_s3: Any, tmp_path: Path) -> None:
+    """The README's Kubernetes YAML: the structure Kubernetes requires of a CronJob and a
+    Deployment, and the loader container's command run with its own environment against
+    moto (the bucket is the reader's own, so a fresh one stands in for acme-pipelines;
+    DuckDB stands in for the Oracle destination; no Kubernetes runs here)."""
+    import yaml
+
+    fragment, manifests = readme_deploying_blocks()
+    spool_url = yaml.safe_load(fragment)["config"]["spool_dir"]
+    cron, deployment = list(yaml.safe_load_all(manifests))
+    assert (cron["apiVersion"], cron["kind"]) == ("batch/v1", "CronJob")
+    pod = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    assert pod["restartPolicy"] in ("Never", "OnFailure")  # what Kubernetes requires of a Job's pods
+    assert pod["containers"][0]["command"] == ["meltano", "run", "tap-github", "target-spool"]
+    assert (deployment["apiVersion"], deployment["kind"]) == ("apps/v1", "Deployment")
+    template = deployment["spec"]["template"]
+    assert deployment["spec"]["selector"]["matchLabels"].items() <= template["metadata"]["labels"].items()
+    (loader,) = template["spec"]["containers"]
+    assert spool_url in loader["command"]
+
+    bucket = moto_s3.new_bucket()
+    swap = lambda text: text.replace("acme-pipelines", bucket)  # noqa: E731
+    aws = {"AWS_ENDPOINT_URL": moto_s3.endpoint, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+    env = {**aws, "XDG_CACHE_HOME": str(tmp_path / "pod")}
+    for var in loader["env"]:
+        value = var.get("value", "not-used-by-duckdb")  # secretKeyRef: the Oracle password
+        env[var["name"]] = swap(str(value))
+    db = tmp_path / "dest.duckdb"
+    env["SPOOL_TARGET_DESTINATION"] = f"duckdb:///{db}"
+    r = run_cli("ingest", "--spool", swap(spool_url), input=exact_lines(orders(0, 20)),
+                env={**aws, "AWS_REGION": "eu-west-1", "XDG_CACHE_HOME": str(tmp_path / "ingest-pod")})
+    assert r.returncode == 0, r.stderr
+    command = [swap(part) for part in loader["command"]]
+    assert command[:2] == ["spool-target", "load"]
+    r = run_cli(*command[1:], "--until-idle", "3", env=env, timeout=120)  # --until-idle: so the test ends
+    assert r.returncode == 0, r.stderr
+    con = duckdb.connect(str(db), read_only=True)
+    assert con.execute("SELECT count(*), count(DISTINCT id) FROM orders").fetchone() == (20, 20)
+    con.close()

@@ -23,6 +23,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from conftest import cli_env, manifest_entries
+from storagekit import MotoS3, moto_s3  # noqa: F401 (fixture)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -43,6 +44,11 @@ def readme_meltano_snippet() -> str:
     blocks = re.findall(r"```yaml\n(.*?)```", section, re.S)
     assert len(blocks) == 1, "the README's Meltano section should hold exactly one yaml block"
     return blocks[0]
+
+
+def readme_deploying_fragment() -> str:
+    section = (ROOT / "README.md").read_text().split("\n### Deploying: ingest in a pod, load from anywhere\n", 1)[1]
+    return re.findall(r"```yaml\n(.*?)```", section.split("\n## ", 1)[0], re.S)[0]
 
 
 def snippet_kinds(snippet: str) -> list[str]:
@@ -281,8 +287,9 @@ def assert_meltano_stored(project: Meltano, state: object) -> None:
 
 
 @pytest.mark.timeout(1200)
-def test_readme_meltano_snippet_runs_in_real_meltano(meltano_bin: Path, tmp_path: Path) -> None:
-    """The README's snippet as written: meltano install, meltano run tap-jsonl target-spool, state kept."""
+def test_readme_meltano_snippet_runs_in_real_meltano(meltano_bin: Path, moto_s3: MotoS3, tmp_path: Path) -> None:
+    """The README's snippet as written: meltano install, meltano run tap-jsonl target-spool, state kept.
+    Then the README's Deploying variant: the same plugin with spool_dir in a bucket (moto's S3)."""
     started = time.monotonic()
     input_dir = write_input(tmp_path / "input")
     project = new_project(meltano_bin, tmp_path, input_dir)
@@ -304,5 +311,28 @@ def test_readme_meltano_snippet_runs_in_real_meltano(meltano_bin: Path, tmp_path
     spool = project.project / ".spool"  # the snippet's spool_dir: $MELTANO_PROJECT_ROOT/.spool
     assert_spool_holds_the_input(spool, input_dir)
     assert_meltano_stored(project, tap_state)
+
+    # Deploying: the README's config fragment for a bucket spool, pasted over the local one.
+    import yaml
+
+    fragment = readme_deploying_fragment()
+    bucket = moto_s3.new_bucket()
+    url = yaml.safe_load(fragment)["config"]["spool_dir"].replace("acme-pipelines", bucket)  # the reader's own bucket
+    meltano_yml = project.project / "meltano.yml"
+    text = meltano_yml.read_text()
+    assert text.count("spool_dir: $MELTANO_PROJECT_ROOT/.spool") == 1
+    meltano_yml.write_text(text.replace("spool_dir: $MELTANO_PROJECT_ROOT/.spool", f"spool_dir: {url}"))
+    cache = tmp_path / "cache"
+    project.env.update({"AWS_ENDPOINT_URL": moto_s3.endpoint, "AWS_ACCESS_KEY_ID": "testing",
+                        "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": "us-east-1", "XDG_CACHE_HOME": str(cache)})
+    project("run", "--full-refresh", "tap-jsonl", "target-spool")
+    objects = moto_s3.client.list_objects_v2(Bucket=bucket).get("Contents", [])
+    assert any(o["Key"].endswith(".parquet") for o in objects), "no segment reached the bucket"
+    # Another machine reads it back from the bucket: verify fetches every segment into its replica.
+    verify = subprocess.run([sys.executable, "-m", "spool_target", "verify", "--no-destination", "--spool", url],
+                            env={**project.env, "XDG_CACHE_HOME": str(tmp_path / "reader")}, capture_output=True, text=True)
+    assert verify.returncode == 0, verify.stderr
+    (replica,) = (tmp_path / "reader").glob("spool-target/replicas/*/read")
+    assert_spool_holds_the_input(replica, input_dir)
 
     print(f"meltano steps (s): {project.seconds}; whole test {time.monotonic() - started:.1f}s")
