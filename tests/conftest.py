@@ -13,6 +13,8 @@ import pytest
 
 DATA = Path(__file__).parent / "data"
 
+pytest_plugins = ["storagekit"]  # moto's S3 server and Azurite, for the bucket spool tests
+
 
 def cli_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SPOOL_TARGET_") or k.startswith("SPOOL_TARGET_TEST_")}
@@ -63,6 +65,51 @@ def state_msg(value: Any) -> dict[str, Any]:
     return {"type": "STATE", "value": value}
 
 
+# -- the same tests on a spool in a bucket --------------------------------------
+#
+# A test module that sets ``BUCKET_SPOOLS = True`` runs its ``dest`` tests once more with the
+# spool in a bucket (moto's S3 server; the ``duckdb-s3`` harness in destinations.py), except
+# tests marked ``local_spool`` (they damage files of a local spool on purpose). Such a test still
+# names its spool by a Path, ``dest.spool``: the bucket spool's read replica, which every command
+# brings up to the bucket. ``spool_args`` turns that Path into the arguments that name the bucket.
+_BUCKET_SPOOLS: dict[Path, list[str]] = {}
+
+
+def spool_args(spool: Path) -> list[str]:
+    """``--spool`` and its value (plus the bucket's config) for the spool a test names by ``spool``."""
+    return _BUCKET_SPOOLS.get(Path(spool), ["--spool", str(spool)])
+
+
+def register_bucket_spool(replica: Path, args: list[str]) -> None:
+    _BUCKET_SPOOLS[Path(replica)] = args
+
+
+def forget_bucket_spool(replica: Path) -> None:
+    _BUCKET_SPOOLS.pop(Path(replica), None)
+
+
+def committed_segments(spool: Path) -> int:
+    """Segments committed so far; for a bucket spool, as the bucket has them (``status`` syncs the replica)."""
+    if Path(spool) in _BUCKET_SPOOLS:
+        r = run_cli("status", *spool_args(spool), "--json")
+        if r.returncode != 0:
+            return 0  # no batch yet: no spool yet
+    if not (spool / "manifest.jsonl").exists():
+        return 0
+    return sum(e["kind"] == "segment" for e in manifest_entries(spool))
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "dest" not in metafunc.fixturenames:
+        return
+    from destinations import BUCKET_PARAMS, DEST_PARAMS
+
+    params = list(DEST_PARAMS)
+    if getattr(metafunc.module, "BUCKET_SPOOLS", False) and metafunc.definition.get_closest_marker("local_spool") is None:
+        params += BUCKET_PARAMS
+    metafunc.parametrize("dest", params, indirect=True)
+
+
 def manifest_entries(spool: Path) -> list[dict[str, Any]]:
     text = (spool / "manifest.jsonl").read_bytes().split(b"\n")
     return [json.loads(line) for line in text[:-1]]
@@ -73,12 +120,14 @@ def spool(tmp_path: Path) -> Path:
     return tmp_path / "spool"
 
 
-@pytest.fixture(params=__import__("destinations").DEST_PARAMS)
+@pytest.fixture
 def dest(request: pytest.FixtureRequest, tmp_path: Path):
-    """The destination a test loads into: DuckDB here, a live Oracle where one is configured (tests/destinations.py)."""
+    """The destination a test loads into: DuckDB here, a live Oracle where one is configured, DuckDB
+    with the spool in a bucket where the module asks for it (tests/destinations.py, pytest_generate_tests)."""
     from destinations import make_destination
 
-    harness = make_destination(request.param, tmp_path)
+    moto = request.getfixturevalue("moto_s3") if request.param.endswith("-s3") else None
+    harness = make_destination(request.param, tmp_path, moto)
     try:
         yield harness
     finally:

@@ -34,7 +34,7 @@ from typing import Any, Iterable, Sequence
 
 import pytest
 
-from conftest import manifest_entries, run_cli
+from conftest import forget_bucket_spool, manifest_entries, register_bucket_spool, run_cli, spool_args
 
 ORACLE_DSN = os.environ.get("SPOOL_TARGET_TEST_ORACLE_DSN")
 ORACLE_USER = os.environ.get("SPOOL_TARGET_TEST_ORACLE_USER")
@@ -51,6 +51,8 @@ DEST_PARAMS = [
     pytest.param("oracle", id="oracle", marks=_live_oracle),
     pytest.param("oracle-direct-path", id="oracle-direct-path", marks=_live_oracle),
 ]
+# The spool in a bucket, for modules that set BUCKET_SPOOLS = True (conftest.pytest_generate_tests).
+BUCKET_PARAMS = [pytest.param("duckdb-s3", id="duckdb-s3")]
 
 
 def _sort_key(row: tuple) -> tuple:
@@ -84,14 +86,14 @@ class Destination:
         return ["--config", str(path)]
 
     def load(self, *args: str, expect: int = 0, env: dict[str, str] | None = None, **settings: Any) -> subprocess.CompletedProcess:
-        r = run_cli("load", "--spool", str(self.spool), "--log-format", "json", *self.cli_args(**settings), *args,
+        r = run_cli("load", *spool_args(self.spool), "--log-format", "json", *self.cli_args(**settings), *args,
                     env={**self.env(), **(env or {})}, timeout=self.timeout)
         assert r.returncode == expect, f"exit {r.returncode}, expected {expect}:\n{r.stderr.decode()}"
         return r
 
     def cli(self, command: str, *args: str) -> subprocess.CompletedProcess:
         """Another command (status...) against the same destination."""
-        return run_cli(command, "--spool", str(self.spool), *self.cli_args(), *args, env=self.env(), timeout=self.timeout)
+        return run_cli(command, *spool_args(self.spool), *self.cli_args(), *args, env=self.env(), timeout=self.timeout)
 
     # ---- reading back ---------------------------------------------------------------
     def stored(self, value: Any) -> Any:
@@ -340,9 +342,35 @@ class Oracle(Destination):
                 self._conn = None
 
 
-def make_destination(param: str, tmp_path: Path) -> Destination:
+class DuckDBOnBucket(DuckDB):
+    """The DuckDB harness with the spool in a bucket on moto's S3 server. ``spool`` is the
+    spool's read replica (``replica_dir``/read), which every command brings up to the bucket;
+    the CLI is given the bucket's URL (conftest.spool_args)."""
+
+    def __init__(self, tmp_path: Path, moto: Any):
+        super().__init__(tmp_path)
+        self.url = f"s3://{moto.new_bucket()}/spool"
+        replicas = tmp_path / "replicas"
+        self.spool = replicas / "read"
+        config = tmp_path / "bucket-spool.json"
+        config.write_text(json.dumps({"storage_options": moto.options(), "replica_dir": str(replicas)}))
+        register_bucket_spool(self.spool, ["--spool", self.url, "--config", str(config)])
+
+    def _connect(self, read_only: bool = True):
+        if not read_only:  # a test preparing the table before the first command made the replica
+            self.spool.mkdir(parents=True, exist_ok=True)
+        return super()._connect(read_only)
+
+    def close(self) -> None:
+        forget_bucket_spool(self.spool)
+        super().close()
+
+
+def make_destination(param: str, tmp_path: Path, moto: Any = None) -> Destination:
     if param == "duckdb":
         return DuckDB(tmp_path)
+    if param == "duckdb-s3":
+        return DuckDBOnBucket(tmp_path, moto)
     return Oracle(tmp_path, "direct-path" if param == "oracle-direct-path" else "insert")
 
 
@@ -350,4 +378,5 @@ def utc(*parts: int) -> datetime:
     return datetime(*parts, tzinfo=timezone.utc)
 
 
-__all__ = ["DEST_PARAMS", "Destination", "DuckDB", "Oracle", "make_destination", "utc", "date"]
+__all__ = ["BUCKET_PARAMS", "DEST_PARAMS", "Destination", "DuckDB", "DuckDBOnBucket", "Oracle", "make_destination", "utc",
+           "date"]

@@ -9,17 +9,17 @@ from typing import Any, Iterable
 
 import duckdb
 
-from conftest import record_msg, run_cli, schema_msg, singer_lines
+from conftest import record_msg, run_cli, schema_msg, singer_lines, spool_args
 
 
 def ingest(spool: Path, messages: Iterable[dict[str, Any]], *, flush_rows: int | None = None) -> None:
     env = {"SPOOL_TARGET_FLUSH_MAX_ROWS": str(flush_rows)} if flush_rows else None
-    r = run_cli("ingest", "--spool", str(spool), "--log-format", "json", input=singer_lines(messages), env=env)
+    r = run_cli("ingest", *spool_args(spool), "--log-format", "json", input=singer_lines(messages), env=env)
     assert r.returncode == 0, r.stderr.decode()
 
 
 def load(spool: Path, *args: str, expect: int = 0, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    r = run_cli("load", "--spool", str(spool), "--log-format", "json", *args, env=env)
+    r = run_cli("load", *spool_args(spool), "--log-format", "json", *args, env=env)
     assert r.returncode == expect, f"exit {r.returncode}, expected {expect}:\n{r.stderr.decode()}"
     return r
 

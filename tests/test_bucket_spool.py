@@ -18,7 +18,7 @@ import duckdb
 import pytest
 
 from conftest import record_msg, run_cli, schema_msg, singer_lines, state_msg
-from storagekit import azurite, dead_port, moto_s3, moto_s3_auth  # noqa: F401 (fixtures)
+from storagekit import dead_port  # the fixtures (moto_s3, azurite...) come from storagekit via conftest
 
 AMOUNTS = ["12345678901234.5678", "-9999999999999999.9999", "0.1", "123456789012345678901234567890.12345678"]
 
@@ -209,7 +209,7 @@ def test_a_second_ingester_stops_at_once_while_the_first_holds_the_lease(bucket:
     assert bucket.rows("SELECT min(id), max(id), count(*) FROM orders") == [(0, 4, 5)]
 
 
-@pytest.mark.parametrize("point", ["ingest:state-journaled", "publish:segments-uploaded", "ingest:state-published"])
+@pytest.mark.parametrize("point", ["ingest:state-journaled", "publish:segments-uploaded", "ingest:published"])
 def test_sigkill_while_publishing_loses_nothing_acknowledged(bucket: BucketCase, point: str) -> None:
     """Killed before the batch is stored: no STATE went out for it, the next run (on a new
     machine: the pod is gone) deletes the orphan upload and the tap's resend lands once."""

@@ -18,6 +18,8 @@ from conftest import record_msg, run_cli, schema_msg
 from destinations import Destination, utc
 from loadkit import db_path, ingest, load, log_records, messages, query, users_stream
 
+BUCKET_SPOOLS = True  # the `dest` tests run once more with the spool in a bucket (conftest.py)
+
 
 def test_append_only_loads_each_record_once_and_a_second_load_finds_nothing(dest: Destination):
     spool = dest.spool
@@ -297,17 +299,17 @@ def test_load_while_ingest_is_still_running_sees_only_committed_segments(dest: D
     import sys
     import time
 
-    from conftest import cli_env, manifest_entries, singer_lines
+    from conftest import cli_env, committed_segments, singer_lines, spool_args
 
     spool = dest.spool
-    proc = subprocess.Popen([sys.executable, "-m", "spool_target", "ingest", "--spool", str(spool), "--log-format", "json"],
+    proc = subprocess.Popen([sys.executable, "-m", "spool_target", "ingest", *spool_args(spool), "--log-format", "json"],
                             stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             env=cli_env({"SPOOL_TARGET_FLUSH_MAX_ROWS": "2"}))
     try:
         proc.stdin.write(singer_lines(users_stream(rows=[{"id": i} for i in range(5)])))  # 2 segments + 1 buffered
         proc.stdin.flush()
         deadline = time.monotonic() + 20
-        while sum(e["kind"] == "segment" for e in manifest_entries(spool)) < 2 if (spool / "manifest.jsonl").exists() else True:
+        while committed_segments(spool) < 2:
             assert time.monotonic() < deadline, "ingest did not commit its first segments"
             time.sleep(0.05)
         dest.load()

@@ -20,29 +20,38 @@ from pathlib import Path
 
 import pytest
 
-from conftest import cli_env, manifest_entries, record_msg, run_cli, schema_msg
+from conftest import cli_env, manifest_entries, record_msg, run_cli, schema_msg, spool_args
 from destinations import Destination
 from loadkit import db_path, ingest, load, messages, query, users_stream
 
+BUCKET_SPOOLS = True  # the `dest` tests run once more with the spool in a bucket (conftest.py)
+
 EVENTS = 40  # records of stream "events" (append-only checks)
 KEYS = 7  # stream "kv": 40 records over 7 keys (upsert checks)
+
+
+def template_messages() -> list[dict]:
+    events = [schema_msg("events", {"id": {"type": "integer"}}, ["id"]), *(record_msg("events", {"id": i}) for i in range(EVENTS))]
+    kv = [schema_msg("kv", {"k": {"type": "integer"}, "v": {"type": "integer"}}, ["k"]),
+          *(record_msg("kv", {"k": i % KEYS, "v": i}) for i in range(EVENTS))]
+    return [*events, *kv]
 
 
 @pytest.fixture(scope="module")
 def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One spool for the crash tests: 8 segments per stream, copied per test."""
     spool = tmp_path_factory.mktemp("template") / "spool"
-    events = [schema_msg("events", {"id": {"type": "integer"}}, ["id"]), *(record_msg("events", {"id": i}) for i in range(EVENTS))]
-    kv = [schema_msg("kv", {"k": {"type": "integer"}, "v": {"type": "integer"}}, ["k"]),
-          *(record_msg("kv", {"k": i % KEYS, "v": i}) for i in range(EVENTS))]
-    ingest(spool, [*events, *kv], flush_rows=5)
+    ingest(spool, template_messages(), flush_rows=5)
     return spool
 
 
-def copy_of(template: Path, tmp_path: Path) -> Path:
-    spool = tmp_path / "spool"
-    shutil.copytree(template, spool)
-    return spool
+def copy_of(template: Path, dest: Destination) -> Path:
+    """The template's spool as ``dest``'s; a bucket spool gets the same input ingested."""
+    if spool_args(dest.spool)[1] != str(dest.spool):
+        ingest(dest.spool, template_messages(), flush_rows=5)
+    else:
+        shutil.copytree(template, dest.spool)
+    return dest.spool
 
 
 def assert_exactly_once(dest: Destination, method: str) -> None:
@@ -72,7 +81,7 @@ def assert_exactly_once(dest: Destination, method: str) -> None:
 )
 def test_sigkill_at_a_point_then_resume_loads_every_record_exactly_once(template: Path, tmp_path: Path, dest: Destination,
                                                                         method: str, point: str):
-    copy_of(template, tmp_path)
+    copy_of(template, dest)
     settings = dict(load_method=method, transaction_rows=10)  # 4 units of 2 segments per stream
     killed = dest.load(expect=-signal.SIGKILL, env={"SPOOL_TARGET_TEST_CRASH_AT": point}, **settings)
     assert b"load succeeded" not in killed.stderr
@@ -94,7 +103,7 @@ def test_sigkill_at_random_moments_then_resume(dest: Destination):
                    *(record_msg("events", {"id": i}) for i in range(120))], flush_rows=2)
     env = cli_env({**dest.env(), "SPOOL_TARGET_TRANSACTION_ROWS": "2"})  # one transaction per segment
     for _ in range(3):
-        proc = subprocess.Popen([sys.executable, "-m", "spool_target", "load", "--resume", "--spool", str(spool),
+        proc = subprocess.Popen([sys.executable, "-m", "spool_target", "load", "--resume", *spool_args(spool),
                                  "--log-format", "json", *dest.cli_args()], env=env, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.PIPE)
         commits, wanted = 0, rng.randint(1, 12)
@@ -172,6 +181,7 @@ def test_locked_database_is_retried_then_exits_75_and_loads_once_released(tmp_pa
     assert query(db, "SELECT count(*), count(DISTINCT id) FROM users") == [(6, 6)]
 
 
+@pytest.mark.local_spool
 def test_corrupt_and_missing_segments_stop_only_their_stream_then_resume(tmp_path: Path, dest: Destination):
     spool = dest.spool
     msgs = []
@@ -202,6 +212,7 @@ def test_corrupt_and_missing_segments_stop_only_their_stream_then_resume(tmp_pat
         assert dest.rows(t, ["id"]) == [(i,) for i in range(6)]
 
 
+@pytest.mark.local_spool
 def test_resume_sweeps_staging_tables_and_ignores_uncommitted_spool_files(dest: Destination):
     spool = dest.spool
     ingest(spool, users_stream(rows=[{"id": i} for i in range(4)]))

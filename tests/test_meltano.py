@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from conftest import cli_env, manifest_entries
-from storagekit import MotoS3, moto_s3  # noqa: F401 (fixture)
+from storagekit import MotoS3
 
 ROOT = Path(__file__).resolve().parent.parent
 

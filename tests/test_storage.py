@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
-from storagekit import S3_SECRET, AZ_KEY, FaultProxy, azurite, dead_port, moto_s3, moto_s3_auth  # noqa: F401
+from storagekit import S3_SECRET, AZ_KEY, FaultProxy, dead_port  # fixtures moto_s3, azurite...: conftest loads storagekit
 
 from spool_target.errors import ExitCode, SpoolLocked
 from spool_target.storage import (

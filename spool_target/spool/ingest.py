@@ -232,7 +232,7 @@ class Ingester:
     ):
         self.opt = options
         # A bucket spool's publisher (spool/remote.py): puts what is committed here into the
-        # bucket. It runs before each STATE is released and once at the end (I1).
+        # bucket. It runs after each commit, so before each STATE is released (I1), and at the end.
         self.publish = publish
         self.progress = progress
         self.log = log
@@ -309,9 +309,12 @@ class Ingester:
                 elif isinstance(job, _StateJob):
                     self.manifest.append({"kind": "state", "value": job.value.decode(), "run_id": self.run_id})
                     crash_point("ingest:state-journaled")
-                    if self.publish is not None:
-                        self.publish()
-                        crash_point("ingest:state-published")
+                if self.publish is not None:
+                    # After every job, so that loaders see a segment as soon as it is committed,
+                    # as they do on disk; before a STATE is released, as I1 requires.
+                    self.publish()
+                    crash_point("ingest:published")
+                if isinstance(job, _StateJob):
                     self._ready_states.append(job.value)
             except BaseException as err:  # noqa: BLE001 - handed to the reader thread
                 self._failure = err

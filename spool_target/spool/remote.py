@@ -14,9 +14,10 @@ Nothing else in ingest, load or ops changes. In the bucket, under the prefix::
 
 **Writing** (``ingest``, ``prune``) needs the lease, so there is one writer
 per spool across machines. The writer works on its replica as on any spool;
-before a STATE goes out, ``publish`` uploads every segment the new entries
-name, then the reject files that grew, then the new entries as the next
-batch, created with ``put_if_absent``. Only then is the STATE released (I1).
+after each commit (a segment, an ACTIVATE_VERSION, a STATE), ``publish``
+uploads every segment the new entries name, then the reject files that grew,
+then the new entries as the next batch, created with ``put_if_absent``. A
+STATE is released only after the batch holding it is stored (I1).
 The batch number is the commit point: a writer that lost its lease and
 still tries to write batch N finds it taken and stops (``LeaseLost``); it
 can never interleave entries with the new holder.
