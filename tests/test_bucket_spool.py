@@ -142,7 +142,9 @@ def test_every_reading_command_works_on_a_bucket_spool(bucket: BucketCase) -> No
     assert r.stdout.decode().split() == ["n", "49"]
     r = bucket.cli("status", "--json", machine="b")
     assert r.returncode == 0, r.stderr
-    stream = json.loads(r.stdout)["streams"][0]
+    status = json.loads(r.stdout)
+    assert status["spool"] == bucket.url  # the bucket, not this machine's replica of it
+    stream = status["streams"][0]
     assert stream["stream"] == "orders" and stream["rows"] == 49 and stream["rejects"] == 1
     r = bucket.cli("rejects", "--format", "json", machine="b")
     assert r.returncode == 0, r.stderr
@@ -365,3 +367,31 @@ def test_readme_kubernetes_example_is_valid_and_its_loader_runs_as_written(moto_
     con = duckdb.connect(str(db), read_only=True)
     assert con.execute("SELECT count(*), count(DISTINCT id) FROM orders").fetchone() == (20, 20)
     con.close()
+
+
+def test_a_throttling_store_is_retried_through_and_one_that_never_stops_is_exit_75(moto_s3: Any, tmp_path: Path) -> None:
+    """S3 answering 503 SlowDown: a few are retried through with every record and STATE intact;
+    endless throttling ends in exit 75 with no STATE written for what was never stored."""
+    from storagekit import FaultProxy
+
+    fast = {"max_retries": 3, "retry_timeout_seconds": 10, "init_backoff_seconds": 0.05}
+    bucket = moto_s3.new_bucket()
+    with FaultProxy(moto_s3.endpoint, throttle=3) as proxy:
+        case = BucketCase(f"s3://{bucket}/spool", moto_s3.options(endpoint=proxy.endpoint, **fast), tmp_path,
+                          S3Raw(moto_s3, bucket, "spool"))
+        r = case.cli("ingest", input=exact_lines(orders(0, 30, state_every=10)), env={"SPOOL_TARGET_FLUSH_MAX_ROWS": "10"})
+        assert r.returncode == 0, r.stderr
+        assert proxy.requests > 3
+    assert states(r.stdout)[-1] == {"orders": 29}
+    case.options = moto_s3.options()
+    assert case.cli("load", machine="b").returncode == 0
+    assert case.rows("SELECT count(*), count(DISTINCT id) FROM orders") == [(30, 30)]
+
+    with FaultProxy(moto_s3.endpoint, throttle=10_000) as never:
+        case = BucketCase(f"s3://{moto_s3.new_bucket()}/spool", moto_s3.options(endpoint=never.endpoint, **fast),
+                          tmp_path / "never", None)
+        case.tmp.mkdir()
+        r = case.cli("ingest", input=exact_lines(orders(0, 30, state_every=10)))
+    assert r.returncode == 75, r.stderr
+    assert r.stdout == b""
+    assert b"SlowDown" in r.stderr and b"after 3 retries" in r.stderr

@@ -40,6 +40,7 @@ from ..storage.location import is_remote
 
 if TYPE_CHECKING:
     from ..ops.follow import FollowOptions
+    from ..spool.remote import BucketSpool
     from ..ops.prune import PruneReport
 
 #: how often `load --follow` looks at a bucket spool for new manifest batches
@@ -97,11 +98,15 @@ def load_command(
         from ..ops.follow import FollowReport, follow_load
 
         def follow_spool() -> FollowReport:
-            # The spool may not exist yet: a loader started with its ingest waits for the first segment.
             options = follow_options(config, until_idle, background_of)
             if is_remote(config.spool_dir):
-                options = bucket_follow_options(config, options, log)
-            layout = open_spool(config, must_exist=False, log=log)
+                # The bucket is read on every look (the refresh), so a store that is unreachable
+                # at the start is an outage to wait out like any later one, not an exit.
+                bucket = bucket_spool(config, "read", log)
+                options, layout = bucket_follow_options(config, options, bucket, log), bucket.layout
+            else:
+                # The spool may not exist yet: a loader started with its ingest waits for the first segment.
+                layout = open_spool(config, must_exist=False)
             return follow_load(layout, destination_from_config(config, layout.root), load_options(config, mode),
                                options, log)
 
@@ -120,13 +125,12 @@ def load_command(
         run_command(log, lambda: bucket_retention(config, log))
 
 
-def bucket_follow_options(config: Config, options: FollowOptions, log: Log) -> FollowOptions:
+def bucket_follow_options(config: Config, options: FollowOptions, bucket: BucketSpool, log: Log) -> FollowOptions:
     """``load --follow`` on a bucket spool: its replica is brought up to the bucket at most
-    every ``BUCKET_POLL_SECONDS`` (a LIST and a GET per look), and ``retention`` prunes
-    under the spool's lease like `prune` does."""
+    every ``BUCKET_POLL_SECONDS`` (a LIST, plus a GET per new batch and segment), and
+    ``retention`` prunes under the spool's lease like `prune` does."""
     from dataclasses import replace
 
-    bucket = bucket_spool(config, "read", log)
     last = [float("-inf")]
 
     def refresh() -> None:

@@ -90,7 +90,7 @@ def spool_status(layout: SpoolLayout, destination: DestinationChoice, naming: Na
 
     prev = previous_run(layout)
     report = StatusReport(
-        spool=str(layout.root),
+        spool=layout.label,
         spool_id=manifest.spool_id,
         destination=dest.label,
         destination_state=state,

@@ -55,7 +55,7 @@ _URL_LIKE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:/")
 
 
 class SpoolLayout:
-    def __init__(self, root: Path | str):
+    def __init__(self, root: Path | str, label: str | None = None):
         if _URL_LIKE.match(str(root)):
             raise ConfigError(
                 f"spool location {str(root)!r} is a URL of a kind spool-target does not know",
@@ -63,6 +63,8 @@ class SpoolLayout:
                 "for --spool / spool_dir (see the README: Spools on object storage)",
             )
         self.root = Path(root)
+        # What to call the spool in reports: its directory, or the bucket URL whose replica it is.
+        self.label = label or str(self.root)
 
     @property
     def manifest(self) -> Path:

@@ -123,7 +123,7 @@ class BucketSpool:
 
     def __init__(self, storage: Storage, root: Path, log: Log | None = None):
         self.storage = storage
-        self.layout = SpoolLayout(root)
+        self.layout = SpoolLayout(root, label=storage.url)
         self.log = log
         self.url = storage.url
 
