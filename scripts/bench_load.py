@@ -41,6 +41,7 @@ from spool_target.load.engine import RunMode, run_load  # noqa: E402
 from spool_target.logs import Log  # noqa: E402
 from spool_target.schema import SEQUENCE, parse_schema_message  # noqa: E402
 from spool_target.spool.layout import SpoolLayout, stream_dir  # noqa: E402
+from spool_target.spool.entries import Segment  # noqa: E402
 from spool_target.spool.manifest import ManifestWriter, utc_now_iso  # noqa: E402
 from spool_target.spool.segment import write_segment  # noqa: E402
 
@@ -96,12 +97,11 @@ def build_spool(root: Path, *, rows: int, segment_rows: int) -> int:
         n = writer.reserve_n()
         rel = f"streams/{stream_dir(schema.stream)}/{n:09d}-{schema.schema_id[:8]}.parquet"
         size, digest = write_segment(table, layout.tmp / f"segment-{n}.parquet.tmp", root / rel)
-        writer.append({
-            "kind": "segment", "stream": schema.stream, "path": rel, "rows": stop - start, "bytes": size,
-            "sha256": digest, "schema_id": schema.schema_id, "first_sequence": sequence + start,
-            "last_sequence": sequence + stop - 1, "first_line": None, "last_line": None,
-            "created_at": utc_now_iso(), "run_id": "bench",
-        })
+        writer.append(Segment(
+            stream=schema.stream, path=rel, rows=stop - start, bytes=size, sha256=digest, schema_id=schema.schema_id,
+            first_sequence=sequence + start, last_sequence=sequence + stop - 1, first_line=None, last_line=None,
+            created_at=utc_now_iso(), run_id="bench",
+        ))
         segments += 1
     writer.close()
     con.close()

@@ -16,7 +16,8 @@ from spool_target.load.units import RunPlan, group_units, plan_overwrite
 from spool_target.load.retry import Backoff
 from spool_target.naming import DUCKDB, CaseFold, NamingRules, TableRef, column_names, table_names
 from spool_target.schema import METADATA_NAMES
-from spool_target.spool.manifest import ActivateVersion, Manifest, Segment
+from spool_target.spool.entries import ActivateVersion, Segment, entry_from_json
+from spool_target.spool.manifest import Manifest
 
 
 def h(name: str) -> str:
@@ -126,11 +127,11 @@ def test_a_destination_without_its_module_is_a_clear_config_error(tmp_path: Path
 
 # --- units ----------------------------------------------------------------------
 def seg(n: int, rows: int) -> Segment:
-    return Segment(n, "s", f"streams/s/{n}.parquet", rows, 1, "x", "id", 0, 0, None, None, "", "")
+    return Segment("s", f"streams/s/{n}.parquet", rows, 1, "x", "id", 0, 0, None, None, n=n)
 
 
 def test_group_units_keeps_order_splits_at_activate_version_and_limits():
-    av = ActivateVersion(3, "s", 2)
+    av = ActivateVersion("s", 2, n=3)
     items = [seg(1, 5), seg(2, 5), av, seg(4, 20), seg(5, 1), seg(6, 1), seg(7, 1)]
     units = group_units(items, max_rows=10, max_segments=2)
     assert [[i.n for i in u] for u in units] == [[1, 2], [3], [4], [5, 6], [7]]
@@ -141,7 +142,7 @@ def test_overwrite_plans_whole_ended_runs_and_supersedes_older_ones():
         return {"n": n, "kind": "segment", "stream": "s", "path": f"p{n}", "rows": 1, "bytes": 1, "sha256": "x",
                 "schema_id": "id", "run_id": run, **({"replay_of": replay_of} if replay_of else {})}
 
-    entries = [
+    entries = [entry_from_json(e) for e in [
         {"n": 0, "kind": "spool", "spool_id": "sp"},
         segment(1, "A"), segment(2, "A"), {"n": 3, "kind": "run_end", "run_id": "A"},
         segment(4, "B"),  # B died
@@ -149,7 +150,7 @@ def test_overwrite_plans_whole_ended_runs_and_supersedes_older_ones():
         {"n": 7, "kind": "run_end", "run_id": "C"},
         segment(8, "D"),  # D is running
         segment(9, "R", replay_of="A"), segment(10, "R2", replay_of="C"),
-    ]
+    ]]
     manifest = Manifest("sp", entries)
     plan = plan_overwrite(manifest, "s", {})
     assert plan.run == "C" and plan.replace
@@ -160,7 +161,7 @@ def test_overwrite_plans_whole_ended_runs_and_supersedes_older_ones():
     plan = plan_overwrite(manifest, "s", loaded)  # type: ignore[arg-type]
     assert ([i.n for i in plan.load], plan.replace) == ([10], False)
     # No run has ended yet: everything waits.
-    assert plan_overwrite(Manifest("sp", entries[:3]), "s", {}) == RunPlan(None, [], True, [], [Segment.from_entry(entries[1]), Segment.from_entry(entries[2])])
+    assert plan_overwrite(Manifest("sp", entries[:3]), "s", {}) == RunPlan(None, [], True, [], [entries[1], entries[2]])
 
 
 def test_ingest_does_not_import_the_load_engine():

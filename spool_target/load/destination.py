@@ -144,7 +144,7 @@ class SourceColumn:
 
 @dataclass(frozen=True)
 class SegmentStep:
-    item: str  # the segment's path, relative to the spool root: its ledger id
+    item: str  # the segment's ledger id (Segment.item: its path, relative to the spool root)
     file: Path  # absolute path to read
     rows: int
     columns: tuple[SourceColumn, ...]  # one per Parquet column, in file order
@@ -161,7 +161,7 @@ class SegmentStep:
 
 @dataclass(frozen=True)
 class ActivateStep:
-    item: str  # ActivateVersion.path
+    item: str  # its ledger id (ActivateVersion.item)
     version: int
     deleted_at: datetime  # the soft-delete timestamp to set (UTC)
 

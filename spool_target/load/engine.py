@@ -55,7 +55,8 @@ from ..errors import (
 from ..logs import Log
 from ..schema import DELETED_AT, METADATA_NAMES, SEQUENCE, TABLE_VERSION
 from ..spool.layout import SpoolLayout, SpoolLock
-from ..spool.manifest import ActivateVersion, Manifest, Segment, read_manifest, utc_now_iso
+from ..spool.entries import ActivateVersion, Segment, WorkItem
+from ..spool.manifest import Manifest, read_manifest, utc_now_iso
 from ..spool.rejects import NewReject, append_rejects
 from .destination import (
     Access,
@@ -80,7 +81,6 @@ from .options import NamingOptions
 from .units import (
     RunPlan,
     VerifiedSegment,
-    WorkItem,
     bind_streams,
     count_rejects,
     group_units,
@@ -270,7 +270,7 @@ class LoadEngine:
         assert self.ledger is not None
         for stream, sr in self.report.streams.items():
             for seg in self.manifest.segments(stream):
-                if seg.path in self.ledger:
+                if seg.item in self.ledger:
                     sr.segments_before += 1
                     sr.rows_before += seg.rows
                 else:
@@ -370,7 +370,7 @@ class LoadEngine:
         good: list[VerifiedSegment | ActivateVersion] = []
         for item in items:
             if isinstance(item, Segment):
-                verified = self._verified.get(item.path)
+                verified = self._verified.get(item.item)
                 if verified is None:
                     try:
                         verified = verify_segment(self.layout, self.manifest, item)
@@ -378,7 +378,7 @@ class LoadEngine:
                         if self.opt.write is WriteMode.OVERWRITE:
                             return [], err  # never switch a table to a partial set of records
                         return good, err
-                    self._verified[item.path] = verified
+                    self._verified[item.item] = verified
                 good.append(verified)
             else:
                 good.append(item)
@@ -493,14 +493,14 @@ class LoadEngine:
                 cols = tuple(
                     SourceColumn(i, c.name, actual(c.name), c.type) for i, c in enumerate(e.schema.columns)
                 )
-                steps.append(SegmentStep(seg.path, e.file, seg.rows, cols, e.has_deletes))
-                ledger.append(LedgerRow(spool_id, seg.path, "segment", seg.stream, table, seg.rows, seg.sha256, run_id))
+                steps.append(SegmentStep(seg.item, e.file, seg.rows, cols, e.has_deletes))
+                ledger.append(LedgerRow(spool_id, seg.item, "segment", seg.stream, table, seg.rows, seg.sha256, run_id))
             else:
-                steps.append(ActivateStep(e.path, e.version, now))
-                ledger.append(LedgerRow(spool_id, e.path, "activate_version", e.stream, table, 0, "", run_id))
+                steps.append(ActivateStep(e.item, e.version, now))
+                ledger.append(LedgerRow(spool_id, e.item, "activate_version", e.stream, table, 0, "", run_id))
         for item in superseded:
             rows, sha = (item.rows, item.sha256) if isinstance(item, Segment) else (0, "")
-            ledger.append(LedgerRow(spool_id, item.path, "superseded", item.stream, table, rows, sha, run_id))
+            ledger.append(LedgerRow(spool_id, item.item, "superseded", item.stream, table, rows, sha, run_id))
         return LoadUnit(
             stream=binding.stream,
             table=binding.table,
@@ -578,7 +578,7 @@ class LoadEngine:
         fresh = [r for r in records if r.item not in self._rejected]  # a retried unit: written already
         if not fresh:
             return
-        runs = {s.path: s.source_run for s in self.manifest.segments(unit.stream)}
+        runs = {s.item: s.source_run for s in self.manifest.segments(unit.stream)}
         out: list[NewReject] = []
         for r in fresh:
             sequence = r.values.get(SEQUENCE)

@@ -17,18 +17,11 @@ from ..errors import ConfigError, SegmentCorrupt
 from ..naming import NamingRules, column_names, table_names
 from ..schema import DELETED_AT, METADATA_COLUMNS, StreamSchema
 from ..spool.layout import SpoolLayout
-from ..spool.manifest import ActivateVersion, Manifest, Segment
+from ..spool.entries import ActivateVersion, Segment, WorkItem
+from ..spool.manifest import Manifest
 from ..spool.segment import check_segment
 from .destination import LedgerEntry, StreamBinding
 from .options import NamingOptions
-
-WorkItem = Segment | ActivateVersion
-
-
-def item_id(item: WorkItem) -> str:
-    """The id the ledger records: a segment's path, an ACTIVATE_VERSION's ``activate_version/<n>``."""
-    return item.path
-
 
 def bind_streams(manifest: Manifest, rules: NamingRules, naming: NamingOptions) -> dict[str, StreamBinding]:
     """Tables and column names for every stream of the manifest (see naming.py)."""
@@ -42,11 +35,10 @@ def bind_streams(manifest: Manifest, rules: NamingRules, naming: NamingOptions) 
     # Properties in the order they first appear across each stream's schemas:
     # the order collisions are resolved in, which only ever grows at the end.
     seen: dict[str, dict[str, None]] = {s: {} for s in streams}
-    for entry in manifest.entries:
-        if entry["kind"] == "schema":
-            schema = manifest.schemas[(entry["stream"], entry["schema_id"])]
-            for col in schema.property_columns:
-                seen[entry["stream"]].setdefault(col.name, None)
+    for entry in manifest.schema_entries():
+        schema = manifest.schemas[(entry.stream, entry.schema_id)]
+        for col in schema.property_columns:
+            seen[entry.stream].setdefault(col.name, None)
     column_overrides = naming.column_mappings
     out: dict[str, StreamBinding] = {}
     for stream in streams:
@@ -66,7 +58,7 @@ def bind_streams(manifest: Manifest, rules: NamingRules, naming: NamingOptions) 
 
 def pending_items(manifest: Manifest, stream: str, ledger: Mapping[str, LedgerEntry]) -> list[WorkItem]:
     """The stream's segments and ACTIVATE_VERSIONs the ledger does not list, in manifest order (I6)."""
-    return [item for item in manifest.stream_work(stream) if item_id(item) not in ledger]
+    return [item for item in manifest.stream_work(stream) if item.item not in ledger]
 
 
 @dataclass(frozen=True)
@@ -111,9 +103,9 @@ def plan_overwrite(manifest: Manifest, stream: str, ledger: Mapping[str, LedgerE
     replace = True
     for item in items:
         run = item.source_run
-        if run == target and item_id(item) in ledger:
+        if run == target and item.item in ledger:
             replace = False
-        if item_id(item) in ledger:
+        if item.item in ledger:
             continue
         if run == target:
             load.append(item)

@@ -40,6 +40,7 @@ from ..durable import write_atomic
 from ..errors import DestinationUnavailable, SegmentCorrupt, SpoolLocked
 from ..logs import Log
 from ..spool.layout import SpoolLayout, SpoolLock
+from ..spool.entries import ActivateVersion, RunEnd, Segment, kind_marker
 from ..spool.manifest import utc_now_iso
 from ..storage.errors import StorageUnavailable
 from ..load.destination import DestinationChoice
@@ -153,7 +154,7 @@ class _ManifestWatch:
     (the file shrank below it, or was replaced), it starts over."""
 
     # run_end too: under overwrite a run becomes loadable only when it ends.
-    WORK = (b'"kind":"segment"', b'"kind":"activate_version"', b'"kind":"run_end"')
+    WORK = tuple(kind_marker(kind) for kind in (Segment, ActivateVersion, RunEnd))
 
     def __init__(self, path: Path):
         self.path = path

@@ -35,7 +35,8 @@ from ..durable import describe_os_error, fsync_dir
 from ..errors import DestinationUnavailable, SpoolLocked
 from ..faults import stop_point
 from ..spool.layout import SpoolLayout, SpoolLock
-from ..spool.manifest import Manifest, ManifestWriter, Segment, read_manifest, utc_now_iso
+from ..spool.entries import Pruned, Segment
+from ..spool.manifest import Manifest, ManifestWriter, read_manifest, utc_now_iso
 
 if TYPE_CHECKING:
     from ..load.destination import DestinationChoice
@@ -123,8 +124,8 @@ def plan_prune(
             continue
         if confirms is None:
             plan.keep(Keep.UNCONFIRMED, seg)
-        elif not confirms(seg.path, seg.rows):
-            plan.keep(Keep.MISMATCH if in_ledger(seg.path) else Keep.PENDING, seg)
+        elif not confirms(seg.item, seg.rows):
+            plan.keep(Keep.MISMATCH if in_ledger(seg.item) else Keep.PENDING, seg)
         elif older_than is not None and (created_epoch(seg) or now) > now - older_than:
             plan.keep(Keep.TOO_YOUNG, seg)
         else:
@@ -192,7 +193,7 @@ def _plan(manifest: Manifest, ledger: "LedgerSnapshot", older_than: float | None
     return plan_prune(
         manifest,
         ledger.confirms if ledger.known else None,
-        lambda path: path in ledger.entries,
+        lambda item: item in ledger.entries,
         older_than=older_than,
         now=time.time(),
         root=layout.root,
@@ -205,9 +206,7 @@ def _apply(layout: SpoolLayout, writer: ManifestWriter, plan: PrunePlan, log: "L
         log.warning("deleting a segment file that an interrupted prune had already recorded as pruned", path=rel)
         _unlink(layout.root / rel, dirs)
     for seg in plan.delete:
-        writer.append(
-            {"kind": "pruned", "stream": seg.stream, "path": seg.path, "rows": seg.rows, "bytes": seg.bytes, "pruned_at": utc_now_iso()}
-        )
+        writer.append(Pruned(seg.stream, seg.path, seg.rows, seg.bytes, utc_now_iso()))
         _unlink(layout.root / seg.path, dirs)
     for d in dirs:
         try:

@@ -106,8 +106,8 @@ class _ReplayIngester(Ingester):
         seqs = [s if s is not None else next(fresh) for s in wanted]
         return pa.array(seqs[: buf.count], pa.int64()), seqs[buf.count :]
 
-    def _segment_origin(self) -> dict[str, Any]:
-        return {"replay_of": self.replay_of} if self.replay_of else {}
+    def _replay_of(self) -> str:
+        return self.replay_of
 
     def _journal_run_end(self) -> None:
         pass  # not a run of the tap's: its records belong to the run they came from

@@ -114,7 +114,7 @@ def spool_status(layout: SpoolLayout, destination: DestinationChoice, naming: Na
         if stream in usage.streams:
             s.spool_bytes = usage.streams[stream].bytes_on_disk
         if ledger is not None:
-            pending = [g for g in segments if g.path not in ledger]
+            pending = [g for g in segments if g.item not in ledger]
             s.pending_segments, s.pending_rows = len(pending), sum(g.rows for g in pending)
             s.loaded_segments, s.loaded_rows = s.segments - s.pending_segments, s.rows - s.pending_rows
             if pending and pending[0].created_at:

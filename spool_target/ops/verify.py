@@ -23,12 +23,13 @@ import enum
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ..errors import SpoolLocked, SpoolTargetError
 from ..logs import Log
 from ..spool.layout import SpoolLayout, SpoolLock
-from ..spool.manifest import ActivateVersion, Manifest, Segment, read_manifest
+from ..spool.entries import Segment
+from ..spool.manifest import Manifest, read_manifest
 
 if TYPE_CHECKING:
     from ..load.destination import DestinationChoice
@@ -182,10 +183,10 @@ def _compare_ledger(
     if spec.kind is DestinationKind.DUCKDB and ledger.state is DestinationState.NOT_CREATED:
         report.notes.append(f"{ledger.destination} does not exist yet: nothing loaded")
     # The ids the ledger uses: a segment's path, an ACTIVATE_VERSION's ``activate_version/<n>``.
-    entries = {work.path: e for e in manifest.entries if (work := _work_item(e)) is not None}
+    items = {work.item: work for work in manifest.work()}
     pruned = manifest.pruned
     for item, entry in sorted(ledger.entries.items()):
-        mine = entries.get(item)
+        mine = items.get(item)
         if mine is None:
             report.problems.append(
                 Problem(
@@ -195,16 +196,16 @@ def _compare_ledger(
                     "was the spool restored from an older backup? its records are in the destination; do not reuse this spool id",
                 )
             )
-        elif mine["kind"] == "segment" and entry.kind in SEGMENT_LEDGER_KINDS and entry.rows != mine["rows"]:
+        elif isinstance(mine, Segment) and entry.kind in SEGMENT_LEDGER_KINDS and entry.rows != mine.rows:
             report.problems.append(
                 Problem(
                     Check.LEDGER_ROWS,
                     item,
-                    f"the ledger says {entry.rows} rows were loaded, the manifest says {mine['rows']}",
+                    f"the ledger says {entry.rows} rows were loaded, the manifest says {mine.rows}",
                     "compare the destination table with the segment (`spool-target sql`) before pruning it",
                 )
             )
-    for path in sorted(pruned):
+    for path in sorted(pruned):  # a pruned segment's path is its ledger item
         if path not in ledger.entries:
             report.problems.append(
                 Problem(
@@ -220,14 +221,6 @@ def _compare_ledger(
                 f"{problem.where} is missing but already loaded into {ledger.destination}: nothing is lost; "
                 "`spool-target prune` records it as pruned"
             )
-
-
-def _work_item(entry: dict[str, Any]) -> "Segment | ActivateVersion | None":
-    if entry["kind"] == "segment":
-        return Segment.from_entry(entry)
-    if entry["kind"] == "activate_version":
-        return ActivateVersion(entry["n"], entry["stream"], entry["version"])
-    return None
 
 
 def raise_for_problems(report: VerifyReport) -> None:

@@ -56,6 +56,7 @@ from . import batch
 from .columns import BLOCK_ROWS, RowBlock, build_segment, refused_mask, row_numbers
 from .layout import SpoolLayout, acquire_ingest_lock, stream_dir
 from .lines import line_chunks
+from .entries import ActivateVersion, RunEnd, Segment, StateEntry
 from .manifest import ManifestWriter, utc_now_iso
 from .records import FAST_PATH_MISSES, RecordDecoder, Rejected, lenient_message
 from .segment import write_segment
@@ -273,7 +274,7 @@ class Ingester:
                 p.unlink()
             except OSError as err:
                 raise describe_os_error(err, "removing", p) from err
-        committed = {e["path"] for e in self.manifest.manifest.entries if e["kind"] == "segment"}
+        committed = {seg.path for seg in self.manifest.manifest.segments()}
         for p in sorted(self.layout.streams.glob("*/*.parquet")):
             rel = p.relative_to(self.layout.root).as_posix()
             if rel not in committed:
@@ -303,11 +304,9 @@ class Ingester:
                 if isinstance(job, _FlushJob):
                     self._commit_buffer(job.buffer)
                 elif isinstance(job, _ActivateJob):
-                    self.manifest.append(
-                        {"kind": "activate_version", "stream": job.stream, "version": job.version, "run_id": self.run_id}
-                    )
+                    self.manifest.append(ActivateVersion(job.stream, job.version, self.run_id))
                 elif isinstance(job, _StateJob):
-                    self.manifest.append({"kind": "state", "value": job.value.decode(), "run_id": self.run_id})
+                    self.manifest.append(StateEntry(job.value.decode(), self.run_id))
                     crash_point("ingest:state-journaled")
                 if self.publish is not None:
                     # After every job, so that loaders see a segment as soon as it is committed,
@@ -362,23 +361,22 @@ class Ingester:
             size, digest = write_segment(table, tmp, final)
             crash_point("ingest:segment-published")
             self.manifest.append(
-                {
-                    "kind": "segment",
-                    "stream": stream,
-                    "path": rel,
-                    "rows": table.num_rows,
-                    "bytes": size,
-                    "sha256": digest,
-                    "schema_id": schema.schema_id,
-                    "first_sequence": first.as_py(),
-                    "last_sequence": last.as_py(),
-                    "first_line": buf.first_line,
-                    "last_line": buf.last_line,
-                    "rejected": len(rejects),
-                    "created_at": utc_now_iso(),
-                    "run_id": self.run_id,
-                    **self._segment_origin(),
-                }
+                Segment(
+                    stream=stream,
+                    path=rel,
+                    rows=table.num_rows,
+                    bytes=size,
+                    sha256=digest,
+                    schema_id=schema.schema_id,
+                    first_sequence=first.as_py(),
+                    last_sequence=last.as_py(),
+                    first_line=buf.first_line,
+                    last_line=buf.last_line,
+                    rejected=len(rejects),
+                    created_at=utc_now_iso(),
+                    run_id=self.run_id,
+                    replay_of=self._replay_of(),
+                )
             )
             crash_point("ingest:segment-committed")
             stats.segments += 1
@@ -407,14 +405,14 @@ class Ingester:
         rows = [base + i + bisect.bisect_left(early_lines, line) for i, line in enumerate(buf.lines)]
         return pa.array(rows, pa.int64()), early
 
-    def _segment_origin(self) -> dict[str, Any]:
-        """Extra fields of this run's segment entries (a replay names the run it replays)."""
-        return {}
+    def _replay_of(self) -> str:
+        """``replay_of`` of this run's segment entries: a replay names the run it replays."""
+        return ""
 
     def _journal_run_end(self) -> None:
         """The input ended and every record of it is committed or rejected: the
         run is whole, so `load_method: overwrite` may replace a table with it."""
-        self.manifest.append({"kind": "run_end", "run_id": self.run_id, "ended_at": utc_now_iso()})
+        self.manifest.append(RunEnd(self.run_id, utc_now_iso()))
 
     def _rejects_file(self, stream: str) -> Path:
         return self.layout.rejects_path(stream) / f"{self.run_id}.jsonl"

@@ -15,6 +15,11 @@ One JSON object per line, in commit order; ``kind`` says what it is:
                 ended runs (see ``load/units.py``).
 - ``pruned``    a segment file deleted by ``prune`` after a confirmed load.
 
+Each kind is a dataclass in ``entries.py`` (``SpoolHeader``, ``SchemaEntry``,
+``Segment``, ``ActivateVersion``, ``StateEntry``, ``RunEnd``, ``Pruned``) with
+the exact keys it writes; ``Manifest.entries`` holds them, and
+``ManifestWriter.append`` takes one.
+
 Every entry carries ``n``, its position. A line is only "committed" once
 its trailing newline is fsynced, so a crash mid-append leaves at most one
 torn last line: readers ignore it and the next writer cuts it off, exactly at
@@ -25,11 +30,12 @@ last complete line it saw, never from a byte count that included a torn tail.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any, TypeVar
 
 import orjson
 
@@ -37,138 +43,85 @@ from ..durable import DurableAppender, describe_os_error
 from ..errors import SpoolError
 from ..faults import die, reached
 from ..schema import StreamSchema
+from .entries import (
+    FORMAT_VERSION,
+    ActivateVersion,
+    ManifestEntry,
+    Pruned,
+    RunEnd,
+    SchemaEntry,
+    Segment,
+    SpoolHeader,
+    WorkItem,
+    entry_from_json,
+)
 from .layout import SpoolLayout
 
-# 2: a number column of a segment may be `decimal` (exact text); see numbers.py
-FORMAT_VERSION = 2
+E = TypeVar("E", bound=ManifestEntry)
+
+# Entries that belong to a stream.
+_STREAM_ENTRIES = (SchemaEntry, Segment, ActivateVersion, Pruned)
 
 
 def utc_now_iso() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + "Z"
 
 
-@dataclass(frozen=True)
-class Segment:
-    n: int
-    stream: str
-    path: str  # relative to the spool root; also the segment's id in the spool
-    rows: int
-    bytes: int
-    sha256: str
-    schema_id: str
-    first_sequence: int
-    last_sequence: int
-    first_line: int | None
-    last_line: int | None
-    created_at: str
-    run_id: str  # the ingest (or replay) run that committed it
-    replay_of: str = ""  # written by `rejects replay`: the run that first sent its records
-
-    @property
-    def source_run(self) -> str:
-        """The run whose records these are (what overwrite replaces a table with)."""
-        return self.replay_of or self.run_id
-
-    @classmethod
-    def from_entry(cls, e: dict[str, Any]) -> "Segment":
-        return cls(
-            n=e["n"],
-            stream=e["stream"],
-            path=e["path"],
-            rows=e["rows"],
-            bytes=e["bytes"],
-            sha256=e["sha256"],
-            schema_id=e["schema_id"],
-            first_sequence=e.get("first_sequence", 0),
-            last_sequence=e.get("last_sequence", 0),
-            first_line=e.get("first_line"),
-            last_line=e.get("last_line"),
-            created_at=e.get("created_at", ""),
-            run_id=e.get("run_id", ""),
-            replay_of=e.get("replay_of", ""),
-        )
-
-
-@dataclass(frozen=True)
-class ActivateVersion:
-    n: int
-    stream: str
-    version: int
-    run_id: str = ""
-
-    @property
-    def source_run(self) -> str:
-        return self.run_id
-
-    @property
-    def path(self) -> str:
-        """The id the ledger records for this entry (segments use their path)."""
-        return f"activate_version/{self.n}"
-
-
 @dataclass
 class Manifest:
     spool_id: str
-    entries: list[dict[str, Any]]
+    entries: list[ManifestEntry]  # typed: see entries.py
     schemas: dict[tuple[str, str], StreamSchema] = field(default_factory=dict)
     torn_tail: bool = False
     valid_bytes: int = 0  # length of the part made of complete lines
 
     @property
     def next_n(self) -> int:
-        return (self.entries[-1]["n"] + 1) if self.entries else 0
+        return (self.entries[-1].n + 1) if self.entries else 0
 
     def segments(self, stream: str | None = None) -> list[Segment]:
-        return [
-            Segment.from_entry(e)
-            for e in self.entries
-            if e["kind"] == "segment" and (stream is None or e["stream"] == stream)
-        ]
+        return [e for e in self.entries if isinstance(e, Segment) and (stream is None or e.stream == stream)]
+
+    def schema_entries(self) -> list[SchemaEntry]:
+        return [e for e in self.entries if isinstance(e, SchemaEntry)]
 
     @property
     def pruned(self) -> set[str]:
-        return {e["path"] for e in self.entries if e["kind"] == "pruned"}
+        """Paths of the segments whose files ``prune`` deleted."""
+        return {e.path for e in self.entries if isinstance(e, Pruned)}
 
     def streams(self) -> list[str]:
         """Stream names in the order they first appear."""
         seen: dict[str, None] = {}
         for e in self.entries:
-            if "stream" in e:
-                seen.setdefault(e["stream"], None)
+            if isinstance(e, _STREAM_ENTRIES):
+                seen.setdefault(e.stream, None)
         return list(seen)
 
-    def stream_work(self, stream: str) -> list[Segment | ActivateVersion]:
+    def work(self) -> list[WorkItem]:
+        """Every stream's segments and ACTIVATE_VERSIONs, in manifest order."""
+        return [e for e in self.entries if isinstance(e, (Segment, ActivateVersion))]
+
+    def stream_work(self, stream: str) -> list[WorkItem]:
         """A stream's segments and ACTIVATE_VERSIONs in manifest order (I6)."""
-        out: list[Segment | ActivateVersion] = []
-        for e in self.entries:
-            if e.get("stream") != stream:
-                continue
-            if e["kind"] == "segment":
-                out.append(Segment.from_entry(e))
-            elif e["kind"] == "activate_version":
-                out.append(ActivateVersion(e["n"], stream, e["version"], e.get("run_id", "")))
-        return out
+        return [e for e in self.work() if e.stream == stream]
 
     def run_ends(self) -> dict[str, int]:
         """Runs that ended cleanly: run id -> ``n`` of its ``run_end`` entry."""
-        return {e["run_id"]: e["n"] for e in self.entries if e["kind"] == "run_end"}
+        return {e.run_id: e.n for e in self.entries if isinstance(e, RunEnd)}
 
     def schema_of(self, segment: Segment) -> StreamSchema:
         return self.schemas[(segment.stream, segment.schema_id)]
 
     def latest_schema(self, stream: str) -> StreamSchema | None:
         latest = None
-        for e in self.entries:
-            if e["kind"] == "schema" and e["stream"] == stream:
-                latest = self.schemas[(stream, e["schema_id"])]
+        for e in self.schema_entries():
+            if e.stream == stream:
+                latest = self.schemas[(stream, e.schema_id)]
         return latest
 
     def last_sequence(self, stream: str) -> int:
-        last = -1
-        for e in self.entries:
-            if e["kind"] == "segment" and e["stream"] == stream:
-                last = max(last, e["last_sequence"])
-        return last
+        return max((s.last_sequence for s in self.segments(stream)), default=-1)
 
 
 def read_manifest(layout: SpoolLayout) -> Manifest:
@@ -182,7 +135,7 @@ def read_manifest(layout: SpoolLayout) -> Manifest:
         ) from None
     except OSError as err:
         raise describe_os_error(err, "reading", layout.manifest) from err
-    entries: list[dict[str, Any]] = []
+    entries: list[ManifestEntry] = []
     torn = False
     valid = 0
     lines = data.split(b"\n")
@@ -193,28 +146,28 @@ def read_manifest(layout: SpoolLayout) -> Manifest:
             torn = bool(raw.strip())
             break
         try:
-            entry = orjson.loads(raw)
-            if not isinstance(entry, dict) or "kind" not in entry:
+            obj = orjson.loads(raw)
+            if not isinstance(obj, dict) or "kind" not in obj:
                 raise ValueError("not a manifest entry")
-        except ValueError:
+            entry = entry_from_json(obj)
+        except (ValueError, KeyError, TypeError):
             raise SpoolError(
                 f"{layout.manifest} line {i + 1} is corrupt (not a manifest entry)",
                 hint="the spool was edited or damaged; run `spool-target verify` and restore it from a backup",
             ) from None
         entries.append(entry)
         valid += len(raw) + 1
-    if not entries or entries[0]["kind"] != "spool":
+    header = entries[0] if entries else None
+    if not isinstance(header, SpoolHeader):
         raise SpoolError(f"{layout.manifest} does not start with a spool header")
-    header = entries[0]
-    if header.get("format", FORMAT_VERSION) > FORMAT_VERSION:
+    if header.format > FORMAT_VERSION:
         raise SpoolError(
-            f"spool format {header['format']} is newer than this spool-target understands ({FORMAT_VERSION})",
+            f"spool format {header.format} is newer than this spool-target understands ({FORMAT_VERSION})",
             hint="upgrade spool-target",
         )
-    manifest = Manifest(spool_id=header["spool_id"], entries=entries, torn_tail=torn, valid_bytes=valid)
-    for e in entries:
-        if e["kind"] == "schema":
-            manifest.schemas[(e["stream"], e["schema_id"])] = StreamSchema.from_json(e["stream"], e)
+    manifest = Manifest(spool_id=header.spool_id, entries=entries, torn_tail=torn, valid_bytes=valid)
+    for e in manifest.schema_entries():
+        manifest.schemas[(e.stream, e.schema_id)] = e.stream_schema()
     return manifest
 
 
@@ -224,16 +177,10 @@ class ManifestWriter:
     def __init__(self, layout: SpoolLayout, log: Any = None):
         self.layout = layout
         if not layout.manifest.exists():
-            header = {
-                "n": 0,
-                "kind": "spool",
-                "format": FORMAT_VERSION,
-                "spool_id": str(uuid.uuid4()),
-                "created_at": utc_now_iso(),
-            }
+            header = SpoolHeader(FORMAT_VERSION, str(uuid.uuid4()), utc_now_iso(), n=0)
             from ..durable import write_atomic
 
-            write_atomic(layout.manifest, orjson.dumps(header) + b"\n", layout.tmp)
+            write_atomic(layout.manifest, orjson.dumps(header.to_json()) + b"\n", layout.tmp)
         self.manifest = read_manifest(layout)
         if self.manifest.torn_tail:
             # A previous run died mid-append. Cut the torn bytes so that our
@@ -258,9 +205,10 @@ class ManifestWriter:
         """The ``n`` the next entry will get (used to name a segment file)."""
         return self._next_n
 
-    def append(self, entry: dict[str, Any]) -> dict[str, Any]:
-        entry = {"n": self._next_n, **entry}
-        line = orjson.dumps(entry) + b"\n"
+    def append(self, entry: E) -> E:
+        """Append ``entry`` durably, numbered with the next ``n``; returns the numbered entry."""
+        entry = dataclasses.replace(entry, n=self._next_n)
+        line = orjson.dumps(entry.to_json()) + b"\n"
         if reached("manifest:torn-append"):
             self._appender.append(line[: len(line) // 2])  # what a crash mid-write leaves
             die()
@@ -272,14 +220,9 @@ class ManifestWriter:
     def append_schema(self, schema: StreamSchema) -> None:
         if (schema.stream, schema.schema_id) in self.manifest.schemas:
             return
-        self.append({"kind": "schema", "stream": schema.stream, **schema.to_json()})
+        self.append(SchemaEntry.of(schema))
         self.manifest.schemas[(schema.stream, schema.schema_id)] = schema
 
     def close(self) -> None:
         self._appender.close()
 
-
-def iter_entries(layout: SpoolLayout, kind: str) -> Iterator[dict[str, Any]]:
-    for e in read_manifest(layout).entries:
-        if e["kind"] == kind:
-            yield e

@@ -170,7 +170,7 @@ def _pending(dest: OracleDestination, layout: SpoolLayout, report: CheckReport) 
         ledger = dest.read_ledger(manifest.spool_id)
     except DestinationMissing:
         ledger = {}  # never loaded into: everything is pending
-    segments = [s for s in manifest.segments() if s.path not in ledger]
+    segments = [s for s in manifest.segments() if s.item not in ledger]
     streams = {s.stream for s in segments}
     report.add(
         "pending in the spool",
