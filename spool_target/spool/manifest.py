@@ -121,7 +121,7 @@ class Manifest:
         return latest
 
     def last_sequence(self, stream: str) -> int:
-        return max((s.last_sequence for s in self.segments(stream)), default=-1)
+        return max([-1, *(s.last_sequence for s in self.segments(stream))])
 
 
 def read_manifest(layout: SpoolLayout) -> Manifest:
