@@ -55,6 +55,7 @@ from ..errors import SpoolError
 from ..faults import crash_point
 from ..logs import Log
 from ..storage import Lease, LeaseLost, ObjectExists, Storage
+from .entries import Segment, entry_from_json
 from .layout import REJECTS, RUNS, STREAMS, SpoolLayout, SpoolLock
 from .manifest import read_manifest
 
@@ -318,9 +319,9 @@ class Publisher:
         data = data[: data.rfind(b"\n") + 1]
         if not data:
             return 0
-        entries = [orjson.loads(line) for line in data.splitlines()]
+        entries = [entry_from_json(orjson.loads(line)) for line in data.splitlines()]
         self.keeper.renew()  # a lost lease stops us before anything is acknowledged
-        segments = [e["path"] for e in entries if e.get("kind") == "segment"]
+        segments = [e.path for e in entries if isinstance(e, Segment)]
         for key in segments:
             _upload(storage, layout.root / key, key)
         self._publish_rejects()
