@@ -101,7 +101,7 @@ def main() -> None:
         stop(moto)
 
     print(f"{args.mib} MiB objects, median of {args.runs} runs, parts of {args.part_mib} MiB\n")
-    print(f"| operation | local directory | moto S3 on loopback | S3 / local | bytes per S3 request |")
+    print("| operation | local directory | moto S3 on loopback | S3 / local | bytes per S3 request |")
     print("| --- | --- | --- | --- | --- |")
     for op in ("put", "upload", "put_if_absent", "get"):
         lm, rm = size / MiB / local[op], size / MiB / remote[op]

@@ -137,6 +137,23 @@ def test_permanent_server_errors_fail_fast_with_advice(code: int, advice: str):
     assert failure.kind is FailureKind.PERMANENT and failure.hint.startswith(advice)
 
 
+def test_a_certificate_error_advises_for_both_places_it_comes_from():
+    """ORA-29024 is raised when connecting (the client's wallet) and by DBMS_CLOUD reaching the
+    object store (the database's wallet); its advice names both. It was once two dict keys,
+    and the second silently replaced the first."""
+    import ast
+    from pathlib import Path
+
+    import spool_target.load.oracle.errors as errors_module
+
+    hint = classify(server_error(29024, "certificate validation failure")).hint
+    assert "wallet_location" in hint and "DBMS_CLOUD" in hint
+    tree = ast.parse(Path(errors_module.__file__).read_text())
+    (advice,) = [n.value for n in ast.walk(tree) if isinstance(n, ast.AnnAssign) and getattr(n.target, "id", "") == "ADVICE"]
+    keys = [k.value for k in advice.keys]  # type: ignore[union-attr]
+    assert len(keys) == len(set(keys)), sorted(k for k in keys if keys.count(k) > 1)
+
+
 def test_driver_errors_and_their_causes():
     timeout = driver_errors._create_exception(driver_errors.ERR_CALL_TIMEOUT_EXCEEDED, timeout=5000)
     assert error_code(timeout) == "DPY-4024" and classify(timeout).kind is FailureKind.TRANSIENT

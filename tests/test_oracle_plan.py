@@ -175,7 +175,7 @@ def test_long_json_for_a_native_json_column_is_staged_as_clob(spool: Path):
     assert stage and '"DOC" CLOB' in stage.group(2)
     feed = re.search(rf'INSERT INTO "{stage.group(1)}" \(.*\n-- executemany: .*', script).group(0)
     assert feed.endswith("DB_TYPE_LONG")  # DOC goes last, as LONG
-    assert f'INSERT INTO "M" ("ID", "DOC", ' in script and f'FROM "{stage.group(1)}" s' in script
+    assert 'INSERT INTO "M" ("ID", "DOC", ' in script and f'FROM "{stage.group(1)}" s' in script
     small = spool.parent / "small"
     ingest(small, [schema_msg("m", {"id": {"type": "integer"}, "doc": {"type": "object"}}, ["id"]),
                    record_msg("m", {"id": 1, "doc": {"k": "short"}})])

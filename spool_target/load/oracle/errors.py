@@ -135,8 +135,6 @@ ADVICE: dict[str, str] = {
     "ORA-20404": "the object store has no such object: check object_storage_url (the spool's bucket and prefix)",
     "ORA-24247": "the database may not connect to the object store's host: a DBA must allow it with "
     "DBMS_NETWORK_ACL_ADMIN.APPEND_HOST_ACE (README: object-storage)",
-    "ORA-29024": "the database does not trust the object store's TLS certificate: a DBA must add its CA to the "
-    "wallet DBMS_CLOUD uses (My Oracle Support Doc ID 2748362.1)",
     "ORA-39726": "the table is compressed (basic compression allows no DROP COLUMN): a DBA can "
     "ALTER TABLE ... MOVE NOCOMPRESS, or set the old column unused",
     "DPY-3039": "python-oracledb cannot load this Arrow type into this column with direct path: "
@@ -156,7 +154,12 @@ ADVICE: dict[str, str] = {
     "DPI-1047": "the Oracle Client libraries were not found: install Instant Client and set "
     "oracle_client_lib_dir, or set thick_mode: false",
     "ORA-28759": "the wallet could not be opened: check wallet_location",
-    "ORA-29024": "the server's certificate could not be validated: check the wallet's trusted certificates",
+    # One code, two places it comes from: connecting (the client's wallet), or DBMS_CLOUD reaching the
+    # object store (the database's wallet). One entry: a second key would silently replace the first.
+    "ORA-29024": "a certificate could not be validated. Connecting: check the wallet's trusted certificates "
+    "(wallet_location). During a load_strategy object-storage load: the database does not trust the object "
+    "store's TLS certificate, and a DBA must add its CA to the wallet DBMS_CLOUD uses (My Oracle Support Doc ID "
+    "2748362.1)",
 }
 
 DEFAULT_HINT = "Oracle refused the work; the loader rolled its transaction back, so nothing was half-loaded"

@@ -419,7 +419,7 @@ class OracleTypes:
     @staticmethod
     def _key_hint(name: str) -> str:
         return ("give the key properties a maxLength in the tap's schema (the README's Oracle section says how much fits), "
-                f'or set the key column types with column_types, e.g. {{"<stream>": {{"<property>": "VARCHAR2(200 CHAR)"}}}}')
+                'or set the key column types with column_types, e.g. {"<stream>": {"<property>": "VARCHAR2(200 CHAR)"}}')
 
     # ---- widening ---------------------------------------------------------------
     def widened_to(self, have: str, have_type: OracleType, want: str, want_length: int | None) -> tuple[str, int | None] | None:

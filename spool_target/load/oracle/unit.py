@@ -202,7 +202,7 @@ class UnitBuilder:
         return tuple(bind_order(cols))
 
     def _staged_run(self, prog: UnitProgram, index: int, run: list[SegmentStep]) -> None:
-        u, sql = self.unit, self.sql
+        sql = self.sql
         stage = sql.stage_name(self.spool_id, run[0].item)
         logicals: dict[str, set[str]] = {}
         for step in run:
