@@ -17,7 +17,7 @@ from typing import Any
 import duckdb
 import pytest
 
-from conftest import record_msg, run_cli, schema_msg, singer_lines, state_msg
+from conftest import record_msg, run_cli, schema_msg, state_msg
 from storagekit import dead_port  # the fixtures (moto_s3, azurite...) come from storagekit via conftest
 
 AMOUNTS = ["12345678901234.5678", "-9999999999999999.9999", "0.1", "123456789012345678901234567890.12345678"]
@@ -290,11 +290,48 @@ def test_ingest_load_in_background_drains_a_bucket_spool(bucket: BucketCase) -> 
     assert bucket.rows("SELECT count(*), count(DISTINCT id) FROM orders") == [(30, 30)]
 
 
-def test_rejects_replay_on_a_bucket_spool_is_refused_with_advice(bucket: BucketCase) -> None:
-    assert bucket.cli("ingest", input=exact_lines(orders(0, 5, bad=(1,)))).returncode == 0
-    r = bucket.cli("rejects", "replay")
-    assert r.returncode == 2, r.stderr
-    assert b"does not work on a spool in a bucket" in r.stderr and b"spool-target rejects --spool URL" in r.stderr
+def replay_fix(bucket: BucketCase) -> Path:
+    """A corrected schema: amount may also be a string (the tap's bad values are words)."""
+    fix = bucket.tmp / "fix.json"
+    fix.write_text(json.dumps({"type": "SCHEMA", "stream": "orders", "key_properties": ["id"], "schema": {"properties": {
+        "id": {"type": "integer"}, "amount": {"type": ["number", "string", "null"]}, "note": {"type": ["string", "null"]}}}}))
+    return fix
+
+
+def open_rejects(bucket: BucketCase, machine: str, *args: str) -> list[int]:
+    r = bucket.cli("rejects", "--format", "json", *args, machine=machine)
+    assert r.returncode == 0, r.stderr
+    return sorted(json.loads(json.loads(line)["raw"])["record"]["id"] for line in r.stdout.splitlines())
+
+
+def test_rejects_replay_on_a_bucket_spool_commits_the_fixed_records_for_every_machine(bucket: BucketCase) -> None:
+    assert bucket.cli("ingest", input=exact_lines(orders(0, 10, bad=(3, 7)))).returncode == 0
+    assert open_rejects(bucket, "b") == [3, 7]
+    r = bucket.cli("rejects", "replay", "--stream", "orders", "--schema", str(replay_fix(bucket)), machine="b")
+    assert r.returncode == 0, r.stderr
+    assert b"stream 'orders': 2 of 2 replayed" in r.stdout
+    # Another machine sees the outcome: no open rejects, both listed as replayed, the rows loadable.
+    assert open_rejects(bucket, "c") == [] and open_rejects(bucket, "c", "--all") == [3, 7]
+    assert bucket.cli("load", machine="c").returncode == 0
+    assert bucket.rows("SELECT count(*), count(DISTINCT id) FROM orders") == [(10, 10)]
+    assert bucket.rows("SELECT note FROM orders WHERE id = 7") == [("order 7",)]
+
+
+@pytest.mark.parametrize("point", ["publish:segments-uploaded", "ingest:published"])
+def test_a_replay_killed_while_publishing_loses_nothing_and_commits_nothing_twice(bucket: BucketCase, point: str) -> None:
+    """The bucket gets a replay's plan before its segments and its journal after them, so the next
+    replay, on another machine, settles what the killed one committed and replays the rest."""
+    assert bucket.cli("ingest", input=exact_lines(orders(0, 10, bad=(1, 2, 3, 4, 5)))).returncode == 0
+    replay = ("rejects", "replay", "--stream", "orders", "--schema", str(replay_fix(bucket)))
+    env = {"SPOOL_TARGET_FLUSH_MAX_ROWS": "2", "SPOOL_TARGET_TEST_LEASE_SECONDS": "1"}
+    killed = bucket.cli(*replay, machine="b", env={**env, "SPOOL_TARGET_TEST_CRASH_AT": f"{point}:2"})
+    assert killed.returncode == -9, killed.stderr
+    __import__("time").sleep(2.5)  # the killed replay's lease lapses
+    done = bucket.cli(*replay, machine="c", env=env)
+    assert done.returncode == 0, done.stderr
+    assert open_rejects(bucket, "d") == [] and open_rejects(bucket, "d", "--all") == [1, 2, 3, 4, 5]
+    assert bucket.cli("load", machine="d").returncode == 0
+    assert bucket.rows("SELECT count(*), count(DISTINCT id) FROM orders") == [(10, 10)]
 
 
 def test_a_missing_spool_in_a_bucket_says_to_ingest_first(bucket: BucketCase) -> None:

@@ -12,7 +12,6 @@ every kind of entry.
 from __future__ import annotations
 
 import ast
-import shutil
 from pathlib import Path
 from typing import Any
 

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from ..ops.follow import FollowOptions
 
 T = TypeVar("T")
+Publish = Callable[[], object]  # a bucket spool's publisher (spool/remote.py)
 
 
 def ingest_options(config: Config) -> IngestOptions:
@@ -85,40 +86,35 @@ def bucket_spool(config: Config, role: str, log: Log | None = None) -> BucketSpo
 
 
 @contextmanager
-def writing_spool(config: Config, log: Log) -> Iterator[SpoolLayout]:
-    """The spool for a command that appends to its manifest besides ingest (prune).
+def writing_spool(config: Config, log: Log, *, side_files: bool = False) -> Iterator[tuple[SpoolLayout, Publish | None]]:
+    """The spool, and its publisher, for a command that appends to the manifest besides
+    ingest (prune, `rejects replay`).
 
-    A local spool is opened as ``open_spool`` does. A bucket spool is written
-    under its lease, so never beside an ingest (``SpoolLocked``, exit 5): the
-    read replica is brought up to the bucket (manifest only), the block runs
-    on it, then what the block appended is published as the next manifest
-    batch, and only after that are the segments it pruned deleted from the
-    bucket (the order prune keeps on disk: entry first, then the file)."""
+    A local spool is opened as ``open_spool`` does, with no publisher. A bucket
+    spool is written under its lease, so never beside an ingest (``SpoolLocked``,
+    exit 5): the read replica is brought up to the bucket (the manifest, and the
+    reject files and replay journals if ``side_files``), the block runs on it
+    (calling the publisher after its commits, if it commits segments), then what
+    is left is published, and only after that are the segments it pruned deleted
+    from the bucket (the order prune keeps on disk: entry first, then the file)."""
     if not is_remote(config.spool_dir):
-        yield open_spool(config)
+        yield open_spool(config), None
         return
     bucket = bucket_spool(config, "read", log)
     keeper = bucket.take_lease()
     try:
-        bucket.sync(segments=False, rejects=False)
+        bucket.sync(segments=False, side_files=side_files)
         if not bucket.layout.exists():
             from ..errors import SpoolError
 
             raise SpoolError(f"no spool at {bucket.url} (no manifest batches under manifest/)",
                              hint="run `spool-target ingest` first, or pass the right --spool / spool_dir")
         publisher = bucket.publisher(keeper, keeper.lease.owner, keep_segments=True)
-        yield bucket.layout
+        yield bucket.layout, publisher
         publisher.publish()
         bucket.delete_orphans()
     finally:
         keeper.release()
-
-
-def refuse_on_bucket(config: Config, what: str, hint: str) -> None:
-    if is_remote(config.spool_dir):
-        from ..errors import ConfigError
-
-        raise ConfigError(f"{what} does not work on a spool in a bucket ({config.spool_dir}) yet", hint=hint)
 
 
 def storage_secrets(config: Config) -> list[str]:

@@ -100,7 +100,8 @@ def _ingest_to_bucket(
     bucket = bucket_spool(config, "write", log)
     keeper = bucket.take_lease()
     try:
-        bucket.sync(segments=False, rejects=False)
+        bucket.sync(segments=False, side_files=False)
+        bucket.forget_side_files()
         if bucket.layout.exists():
             bucket.delete_orphans()
         publisher = bucket.publisher(keeper, keeper.lease.owner)

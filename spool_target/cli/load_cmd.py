@@ -149,7 +149,7 @@ def bucket_retention(config: Config, log: Log) -> PruneReport | None:
     from ..ops.prune import retention_prune
 
     try:
-        with writing_spool(config, log) as layout:
+        with writing_spool(config, log) as (layout, _):
             return retention_prune(layout, destination_from_config(config, layout.root), config.retention, log)
     except SpoolLocked:
         log.info("retention: skipped, an ingest holds the spool's lease; the next load prunes")

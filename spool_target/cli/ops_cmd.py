@@ -31,7 +31,6 @@ from .common import (
     make_config,
     make_log,
     open_spool,
-    refuse_on_bucket,
     run_command,
     writing_spool,
 )
@@ -210,7 +209,7 @@ def prune_command(
 
         if dry_run:
             return run(open_spool(config, log=log, segments=False))
-        with writing_spool(config, log) as layout:
+        with writing_spool(config, log) as (layout, _):
             return run(layout)
 
     report = run_command(log, prune)
@@ -305,15 +304,17 @@ def replay_command(
     outcomes are journaled in replays/, and a replay killed midway is settled
     by the next one without losing or duplicating a record.
     """
-    from ..ops.replay import replay_rejects
+    from ..ops.replay import ReplayReport, replay_rejects
 
     config = _config(config_files, spool, log_format=log_format)
     log = make_log(config, quiet)
-    run_command(log, lambda: refuse_on_bucket(
-        config, "rejects replay", "`spool-target rejects --spool URL` lists the rejects with their raw lines; after the "
-        "fix, have the tap send those records again (or replay in a local spool)"))
-    options = replace(ingest_options(config), max_rejects=None)
-    report = run_command(log, lambda: replay_rejects(options, log, stream=stream, schema_file=schema))
+    def replay() -> ReplayReport:
+        # A bucket spool: replayed on the read replica under the spool's lease, each commit published.
+        with writing_spool(config, log, side_files=True) as (layout, publish):
+            options = replace(ingest_options(config), spool_dir=layout.root, max_rejects=None)
+            return replay_rejects(options, log, stream=stream, schema_file=schema, publish=publish)
+
+    report = run_command(log, replay)
     if not report.streams:
         typer.echo("nothing to replay: no open rejects" + (f" for stream {stream!r}" if stream else ""))
     for s in report.streams:

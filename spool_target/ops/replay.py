@@ -38,7 +38,7 @@ import json
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import orjson
 import pyarrow as pa
@@ -89,8 +89,8 @@ class _ReplayIngester(Ingester):
     is never listed twice), and its records keep the sequence and the run
     they first had."""
 
-    def __init__(self, options: IngestOptions, log: Log, replay_of: str):
-        super().__init__(options, log, lambda _data: None)  # no STATE in a replay's input
+    def __init__(self, options: IngestOptions, log: Log, replay_of: str, publish: Callable[[], object] | None):
+        super().__init__(options, log, lambda _data: None, publish=publish)  # no STATE in a replay's input
         self.rejects_file = replays_dir(self.layout) / self.run_id / NEW_REJECTS
         self.replay_of = replay_of
         self.original_sequences: dict[int, int] = {}  # input line -> the record's reserved _sdc_sequence
@@ -119,7 +119,11 @@ def replay_rejects(
     *,
     stream: str | None = None,
     schema_file: Path | None = None,
+    publish: Callable[[], object] | None = None,
 ) -> ReplayReport:
+    """``publish``: a bucket spool's publisher (spool/remote.py), called by the replay's
+    ingest after each commit. It uploads steps 1 and 2 before the segments they lead to;
+    the journal of step 3 goes up with the next publish, after every segment it names."""
     layout = require_spool(options.spool_dir)
     if schema_file is not None and stream is None:
         raise ConfigError("--schema needs --stream: a schema belongs to one stream")
@@ -133,7 +137,7 @@ def replay_rejects(
         for (name, origin), rejects in groups.items():
             if name not in schemas:
                 schemas[name] = _schema_for(layout, name, schema_file)
-            report.streams.append(_replay_stream(layout, options, log, name, schemas[name], rejects, origin))
+            report.streams.append(_replay_stream(layout, options, log, name, schemas[name], rejects, origin, publish))
     return report
 
 
@@ -205,6 +209,7 @@ def _replay_stream(
     schema: dict[str, Any],
     rejects: list[Reject],
     origin: str,
+    publish: Callable[[], object] | None,
 ) -> StreamReplay:
     """Replay the open rejects of one stream that one run (``origin``) rejected."""
     work = replays_dir(layout)
@@ -216,6 +221,7 @@ def _replay_stream(
         ),
         log,
         origin,
+        publish,
     )
     run_id = ingester.run_id
     folder = work / run_id

@@ -9,23 +9,25 @@ Nothing else in ingest, load or ops changes. In the bucket, under the prefix::
     manifest/000000000001.jsonl     (batch number, writer, entry count), then the entries
     streams/<dir>/<n>-<id>.parquet  segments, with the same keys as on disk
     rejects/<dir>/<run>.jsonl       reject files, as on disk
+    replays/...                     `rejects replay`'s plans and journal, as on disk
     runs/ingest-<run>.json          each ingest's summary
     _lease.json                     who may write (storage/lease.py)
 
-**Writing** (``ingest``, ``prune``) needs the lease, so there is one writer
-per spool across machines. The writer works on its replica as on any spool;
-after each commit (a segment, an ACTIVATE_VERSION, a STATE), ``publish``
-uploads every segment the new entries name, then the reject files that grew,
-then the new entries as the next batch, created with ``put_if_absent``. A
-STATE is released only after the batch holding it is stored (I1).
+**Writing** (``ingest``, ``prune``, ``rejects replay``) needs the lease, so
+there is one writer per spool across machines. The writer works on its
+replica as on any spool; after each commit (a segment, an ACTIVATE_VERSION, a
+STATE), ``publish`` uploads the side files that changed (reject files, replay
+plans and journals), then every segment the new entries name, then the new
+entries as the next batch, created with ``put_if_absent``. A STATE is
+released only after the batch holding it is stored (I1).
 The batch number is the commit point: a writer that lost its lease and
 still tries to write batch N finds it taken and stops (``LeaseLost``); it
 can never interleave entries with the new holder.
 
 **Reading** (``load``, ``status``, ``sql``, ...): ``sync`` lists
 ``manifest/``, appends the batches the replica lacks to its manifest,
-stopping at the first missing number, and downloads the segments (and
-reject files) the replica lacks. It keeps ``replica.json``: how many
+stopping at the first missing number, downloads the segments the replica
+lacks, and makes its side files the bucket's. It keeps ``replica.json``: how many
 batches and manifest bytes it holds. Local lines beyond them were never
 published (a writer that died before its batch went up) and are cut.
 
@@ -58,8 +60,11 @@ from ..storage import Lease, LeaseLost, ObjectExists, Storage
 from .entries import Segment, entry_from_json
 from .layout import REJECTS, RUNS, STREAMS, SpoolLayout, SpoolLock
 from .manifest import read_manifest
+from .rejects import REPLAYS
 
 BATCHES = "manifest/"
+#: files beside the manifest that readers need, published before the batches that follow them
+SIDE_DIRS = (REJECTS, REPLAYS)
 STATE_FILE = "replica.json"
 #: segments up to this size go up in one request; larger ones as a multipart upload
 SINGLE_PUT_BYTES = 32 * 1024 * 1024
@@ -96,7 +101,8 @@ class ReplicaState:
     url: str
     batches: int = 0
     manifest_bytes: int = 0
-    rejects: dict[str, int] = field(default_factory=dict)  # reject file key -> size published (the writer)
+    # side file key (rejects/..., replays/...) -> the size the bucket has, as far as this replica knows
+    side_files: dict[str, int] = field(default_factory=dict)
 
     @classmethod
     def read(cls, root: Path, url: str) -> ReplicaState:
@@ -106,7 +112,7 @@ class ReplicaState:
             return cls(url)
         if not isinstance(data, dict) or data.get("url") != url:
             return cls(url)  # another spool's replica, or damaged: rebuilt from the bucket
-        return cls(url, int(data.get("batches", 0)), int(data.get("manifest_bytes", 0)), dict(data.get("rejects", {})))
+        return cls(url, int(data.get("batches", 0)), int(data.get("manifest_bytes", 0)), dict(data.get("side_files", {})))
 
     def write(self, root: Path) -> None:
         write_atomic(root / STATE_FILE, orjson.dumps(asdict(self)))
@@ -129,10 +135,11 @@ class BucketSpool:
         self.url = storage.url
 
     # ----- reading --------------------------------------------------------------
-    def sync(self, *, segments: bool = True, rejects: bool = True) -> SyncReport:
+    def sync(self, *, segments: bool = True, side_files: bool = True) -> SyncReport:
         """Bring the replica up to the bucket: manifest batches, then (if asked) the
-        segments it names and the reject files. Readers run it under a local lock, so
-        that two commands on one machine never write the replica at once."""
+        segments it names and the side files (``rejects/``, ``replays/``), which are
+        made exactly the bucket's. Under a local lock, so that two commands on one
+        machine never write the replica at once."""
         report = SyncReport()
         make_dirs(self.layout.root)
         lock = SpoolLock(self.layout.root / "replica.lock", "replica sync").acquire(wait_seconds=600)
@@ -144,11 +151,11 @@ class BucketSpool:
                     appender.append(lines)
                 state.batches, state.manifest_bytes = n + 1, state.manifest_bytes + len(lines)
                 report.batches += 1
+            if side_files:
+                state.side_files = self._mirror_side_files(report)
             state.write(self.layout.root)
             if segments and self.layout.exists():
                 self._fetch_segments(report)
-            if rejects:
-                self._fetch_rejects(report)
         finally:
             lock.release()
         return report
@@ -207,14 +214,32 @@ class BucketSpool:
             report.segments += 1
             report.bytes += len(data)
 
-    def _fetch_rejects(self, report: SyncReport) -> None:
-        for obj in self.storage.list(REJECTS + "/"):
-            local = self.layout.root / obj.key
-            if local.exists() and local.stat().st_size == obj.size:
-                continue
-            data, _ = self.storage.get(obj.key)
-            write_atomic(local, data, self.layout.tmp)
-            report.bytes += len(data)
+    def _mirror_side_files(self, report: SyncReport) -> dict[str, int]:
+        """Make the replica's reject files and replay journals the bucket's: fetch what
+        differs, remove what the bucket does not have (a writer's unpublished lines)."""
+        present: dict[str, int] = {}
+        for folder in SIDE_DIRS:
+            for obj in self.storage.list(folder + "/"):
+                present[obj.key] = obj.size
+                local = self.layout.root / obj.key
+                if local.exists() and local.stat().st_size == obj.size:
+                    continue
+                data, _ = self.storage.get(obj.key)
+                write_atomic(local, data, self.layout.tmp)
+                report.bytes += len(data)
+        for key in _side_files(self.layout.root):
+            if key not in present:
+                _unlink(self.layout.root / key)
+        return present
+
+    def forget_side_files(self) -> None:
+        """A new ingest's writer replica: drop side files a dead writer left (an ingest
+        writes reject files of its own run only, so it needs none of them)."""
+        for key in _side_files(self.layout.root):
+            _unlink(self.layout.root / key)
+        state = ReplicaState.read(self.layout.root, self.url)
+        state.side_files = {}
+        state.write(self.layout.root)
 
     # ----- writing --------------------------------------------------------------
     def take_lease(self) -> LeaseKeeper:
@@ -307,9 +332,14 @@ class Publisher:
         self.publish()
 
     def publish(self) -> int:
-        """Upload new segments and reject files, then the new entries as the next
-        batch. Returns the number of entries published (0: nothing new)."""
+        """Upload the side files that changed (reject files, replay journals), then new
+        segments, then the new entries as the next batch. Returns the number of entries
+        published (0: nothing new). Side files go first because each is written before
+        the commit it belongs to (ingest's rejects, a replay's plan), so an entry never
+        names a segment whose rejects the bucket lacks; a replay journals its outcomes
+        after its segments commit, so they go up with a later publish."""
         layout, storage = self.spool.layout, self.spool.storage
+        self._publish_side_files()
         try:
             with open(layout.manifest, "rb") as fh:
                 fh.seek(self.state.manifest_bytes)
@@ -324,7 +354,6 @@ class Publisher:
         segments = [e.path for e in entries if isinstance(e, Segment)]
         for key in segments:
             _upload(storage, layout.root / key, key)
-        self._publish_rejects()
         crash_point("publish:segments-uploaded")
         n = self.state.batches
         header = orjson.dumps({"batch": n, "writer": self.writer, "entries": len(entries)})
@@ -344,17 +373,28 @@ class Publisher:
                 _unlink(layout.root / key)
         return len(entries)
 
-    def _publish_rejects(self) -> None:
-        layout = self.spool.layout
-        base = layout.root / REJECTS
-        if not base.exists():
-            return
-        for path in sorted(base.glob("*/*.jsonl")):
-            key = path.relative_to(layout.root).as_posix()
-            size = path.stat().st_size
-            if self.state.rejects.get(key) != size:
-                self.spool.storage.put(key, path.read_bytes())
-                self.state.rejects[key] = size
+    def _publish_side_files(self) -> None:
+        root = self.spool.layout.root
+        changed = False
+        for key in _side_files(root):
+            size = (root / key).stat().st_size
+            if self.state.side_files.get(key) != size:
+                self.spool.storage.put(key, (root / key).read_bytes())
+                self.state.side_files[key] = size
+                changed = True
+        if changed:
+            self.state.write(root)
+
+
+def _side_files(root: Path) -> list[str]:
+    """Keys of the replica's side files (no temp files: their names start with a dot)."""
+    keys = []
+    for folder in SIDE_DIRS:
+        base = root / folder
+        if base.exists():
+            keys += [p.relative_to(root).as_posix() for p in sorted(base.rglob("*"))
+                     if p.is_file() and not p.name.startswith(".")]
+    return keys
 
 
 def _batch_entries(body: bytes, where: str, n: int) -> bytes:
