@@ -33,7 +33,7 @@ from pathlib import Path
 import duckdb
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_ingest import generate  # noqa: E402
+from bench_ingest import plain_input  # noqa: E402
 
 
 def start_moto() -> tuple[object, str]:
@@ -114,10 +114,7 @@ def main() -> None:
     args = parser.parse_args()
     work = Path(args.workdir or tempfile.mkdtemp(prefix="bench-bucket-"))
     work.mkdir(parents=True, exist_ok=True)
-    source = work / f"input-{args.records}.singer"
-    if not source.exists():
-        print(f"generating {args.records:,} records ...", flush=True)
-        generate(source, args.records, False, 0)
+    source = plain_input(work, args.records)
     server, endpoint = start_moto()
     results: dict[str, list[tuple[float, float, int]]] = {"local": [], "bucket": []}
     try:

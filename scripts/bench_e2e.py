@@ -28,7 +28,7 @@ import duckdb
 import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_ingest import generate  # noqa: E402
+from bench_ingest import plain_input  # noqa: E402
 
 
 def timed_pipeline(source: Path, command: list[str], env: dict[str, str] | None = None) -> float:
@@ -101,10 +101,7 @@ def main() -> None:
     args = parser.parse_args()
     work = Path(args.workdir or tempfile.mkdtemp(prefix="bench-e2e-"))
     work.mkdir(parents=True, exist_ok=True)
-    source = work / f"input-{args.records}.singer"
-    if not source.exists():
-        print(f"generating {args.records:,} records ...", flush=True)
-        generate(source, args.records)
+    source = plain_input(work, args.records)
     exe = target_duckdb_venv(work)
 
     ours, theirs = [], []

@@ -55,6 +55,15 @@ SCHEMA = {
 }
 
 
+def plain_input(work: Path, records: int) -> Path:
+    """The plain benchmark input of ``records`` records in ``work``, generated on first use."""
+    source = work / f"input-{records}.singer"
+    if not source.exists():
+        print(f"generating {records:,} records ...", flush=True)
+        generate(source, records)
+    return source
+
+
 def generate(path: Path, records: int, decimals: bool = False, bad_every: int = 0) -> None:
     dumps = orjson.dumps
     with open(path, "wb") as fh:

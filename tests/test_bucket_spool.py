@@ -432,3 +432,36 @@ def test_a_throttling_store_is_retried_through_and_one_that_never_stops_is_exit_
     assert r.returncode == 75, r.stderr
     assert r.stdout == b""
     assert b"SlowDown" in r.stderr and b"after 3 retries" in r.stderr
+
+
+def test_a_reader_on_the_same_machine_waits_while_a_writer_holds_the_replica(bucket: BucketCase, monkeypatch) -> None:
+    """prune and replay append to the read replica's manifest before they publish; a reader's
+    sync on the same machine (load --follow, status) would cut those lines, so it waits."""
+    import subprocess as sp
+    import sys
+    import time
+
+    from conftest import cli_env
+    from spool_target.spool.remote import BucketSpool, replica_root
+    from spool_target.storage import open_storage
+
+    assert bucket.cli("ingest", input=exact_lines(orders(0, 5))).returncode == 0
+    cache = bucket.tmp / "machine-a"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
+    storage = open_storage(bucket.url, bucket.options)
+    spool = BucketSpool(storage, replica_root(storage.url, "", "read"))
+    config = bucket.config()
+    with spool.writing():
+        spool.sync()
+        manifest = spool.layout.manifest
+        published = manifest.read_bytes()
+        manifest.write_bytes(published + b'{"n":999,"kind":"pruned","path":"not/yet/published"}\n')
+        reader = sp.Popen([sys.executable, "-m", "spool_target", "status", "--json", "--config", str(config)],
+                          stdout=sp.PIPE, stderr=sp.PIPE, env=cli_env({"XDG_CACHE_HOME": str(cache)}))
+        time.sleep(2)
+        assert reader.poll() is None, "the reader did not wait for the writer"
+        assert manifest.read_bytes().endswith(b'"not/yet/published"}\n')  # not cut under the writer
+        manifest.write_bytes(published)  # the writer's own business: here, it gives up its line
+    out, err = reader.communicate(timeout=60)
+    assert reader.returncode == 0, err
+    assert json.loads(out)["streams"][0]["rows"] == 5

@@ -62,7 +62,8 @@ def open_spool(config: Config, *, must_exist: bool = True, log: Log | None = Non
     A spool in a bucket is read through this machine's replica of it
     (spool/remote.py): the replica is brought up to the bucket first, with the
     segments too unless ``segments`` is false (commands that read only the
-    manifest). Writers (ingest, prune) go through ``bucket_spool`` and the lease."""
+    manifest). Writers take the spool's lease: ingest through ``bucket_spool``,
+    prune and `rejects replay` through ``writing_spool``."""
     if not is_remote(config.spool_dir):
         return require_spool(config.spool_dir) if must_exist else SpoolLayout(config.spool_dir)
     bucket = bucket_spool(config, "read", log)
@@ -103,15 +104,16 @@ def writing_spool(config: Config, log: Log, *, side_files: bool = False) -> Iter
     bucket = bucket_spool(config, "read", log)
     keeper = bucket.take_lease()
     try:
-        bucket.sync(segments=False, side_files=side_files)
-        if not bucket.layout.exists():
-            from ..errors import SpoolError
+        with bucket.writing():
+            bucket.sync(segments=False, side_files=side_files)
+            if not bucket.layout.exists():
+                from ..errors import SpoolError
 
-            raise SpoolError(f"no spool at {bucket.url} (no manifest batches under manifest/)",
-                             hint="run `spool-target ingest` first, or pass the right --spool / spool_dir")
-        publisher = bucket.publisher(keeper, keeper.lease.owner, keep_segments=True)
-        yield bucket.layout, publisher
-        publisher.publish()
+                raise SpoolError(f"no spool at {bucket.url} (no manifest batches under manifest/)",
+                                 hint="run `spool-target ingest` first, or pass the right --spool / spool_dir")
+            publisher = bucket.publisher(keeper, keeper.lease.owner, keep_segments=True)
+            yield bucket.layout, publisher
+            publisher.publish()
         bucket.delete_orphans()
     finally:
         keeper.release()

@@ -46,6 +46,8 @@ import hashlib
 import os
 import re
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -133,6 +135,7 @@ class BucketSpool:
         self.layout = SpoolLayout(root, label=storage.url)
         self.log = log
         self.url = storage.url
+        self._held = False  # the replica lock is held by ``writing``
 
     # ----- reading --------------------------------------------------------------
     def sync(self, *, segments: bool = True, side_files: bool = True) -> SyncReport:
@@ -141,9 +144,7 @@ class BucketSpool:
         made exactly the bucket's. Under a local lock, so that two commands on one
         machine never write the replica at once."""
         report = SyncReport()
-        make_dirs(self.layout.root)
-        lock = SpoolLock(self.layout.root / "replica.lock", "replica sync").acquire(wait_seconds=600)
-        try:
+        with self._replica_lock():
             state = self._trimmed_state()
             for n, body in self._new_batches(state):
                 lines = _batch_entries(body, self.storage.describe(batch_key(n)), n)
@@ -156,9 +157,31 @@ class BucketSpool:
             state.write(self.layout.root)
             if segments and self.layout.exists():
                 self._fetch_segments(report)
+        return report
+
+    @contextmanager
+    def writing(self) -> Iterator[None]:
+        """Hold the replica for a writer (prune, replay) from its sync to its last
+        publish: a reader's sync on this machine would otherwise cut the entries the
+        writer appended before it published them."""
+        with self._replica_lock():
+            self._held = True
+            try:
+                yield
+            finally:
+                self._held = False
+
+    @contextmanager
+    def _replica_lock(self) -> Iterator[None]:
+        if self._held:
+            yield
+            return
+        make_dirs(self.layout.root)
+        lock = SpoolLock(self.layout.root / "replica.lock", "replica sync").acquire(wait_seconds=600)
+        try:
+            yield
         finally:
             lock.release()
-        return report
 
     def _trimmed_state(self) -> ReplicaState:
         """The replica's state, with its manifest cut to exactly what the bucket
