@@ -144,6 +144,10 @@ def test_every_reading_command_works_on_a_bucket_spool(bucket: BucketCase) -> No
     assert r.returncode == 0, r.stderr
     status = json.loads(r.stdout)
     assert status["spool"] == bucket.url  # the bucket, not this machine's replica of it
+    # Its size is the bucket's (the replica fetched no segment for status), and a bucket has no free space to report.
+    assert status["free_bytes"] is None and status["spool_total_bytes"] > sum(s["spool_bytes"] for s in status["streams"]) > 0
+    text = bucket.cli("status", machine="b").stdout.decode()
+    assert f"spool {bucket.url} " in text and " in the bucket" in text
     stream = status["streams"][0]
     assert stream["stream"] == "orders" and stream["rows"] == 49 and stream["rejects"] == 1
     r = bucket.cli("rejects", "--format", "json", machine="b")

@@ -53,7 +53,7 @@ class StatusReport:
     streams: list[StreamStatus] = field(default_factory=list)
     last_load: dict[str, Any] | None = None
     spool_total_bytes: int = 0  # the whole spool directory (views.spool_usage)
-    free_bytes: int = 0  # left on the spool's filesystem
+    free_bytes: int | None = 0  # left on the spool's filesystem (None: the spool is in a bucket)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -157,7 +157,10 @@ def render_status(report: StatusReport) -> str:
             f"destination {report.destination}: UNREACHABLE ({report.destination_error}); "
             "loaded and pending counts are unknown"
         )
-    lines.append(f"spool size: {human_bytes(report.spool_total_bytes)} on disk, {human_bytes(report.free_bytes)} free")
+    if report.free_bytes is None:
+        lines.append(f"spool size: {human_bytes(report.spool_total_bytes)} in the bucket")
+    else:
+        lines.append(f"spool size: {human_bytes(report.spool_total_bytes)} on disk, {human_bytes(report.free_bytes)} free")
     if report.last_load:
         last = report.last_load
         lines.append(f"last load: run {last['run_id']} started {last['started_at']}, {last['state']}, {last['rows'] or 0:,} rows")

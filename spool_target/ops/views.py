@@ -350,7 +350,7 @@ class StreamUsage:
 class SpoolUsage:
     streams: dict[str, StreamUsage]
     total_bytes: int  # everything under the spool directory (segments, rejects, the embedded DuckDB, runs...)
-    free_bytes: int  # on the spool's filesystem
+    free_bytes: int | None  # on the spool's filesystem (None: the spool is in a bucket)
 
 
 def spool_usage(layout: SpoolLayout, manifest: Manifest | None = None) -> SpoolUsage:
@@ -368,6 +368,11 @@ def spool_usage(layout: SpoolLayout, manifest: Manifest | None = None) -> SpoolU
     for stream in manifest.streams():
         u = streams.setdefault(stream, StreamUsage(stream))
         u.rejects_bytes = sum(_size(p) for p in reject_files(layout, stream))
+    if layout.replica_of is not None:
+        # A bucket spool: what the bucket holds (live segments, rejects, the manifest);
+        # a replica may hold none of the segments, and a bucket has no free space to run out of.
+        total = sum(u.bytes_on_disk + u.rejects_bytes for u in streams.values()) + _size(layout.manifest)
+        return SpoolUsage(streams, total, None)
     total = 0
     for dirpath, _, files in os.walk(layout.root):
         total += sum(_size(Path(dirpath) / f) for f in files)

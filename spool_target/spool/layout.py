@@ -55,7 +55,7 @@ _URL_LIKE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:/")
 
 
 class SpoolLayout:
-    def __init__(self, root: Path | str, label: str | None = None):
+    def __init__(self, root: Path | str, replica_of: str | None = None):
         if _URL_LIKE.match(str(root)):
             raise ConfigError(
                 f"spool location {str(root)!r} is a URL of a kind spool-target does not know",
@@ -63,8 +63,10 @@ class SpoolLayout:
                 "for --spool / spool_dir (see the README: Spools on object storage)",
             )
         self.root = Path(root)
-        # What to call the spool in reports: its directory, or the bucket URL whose replica it is.
-        self.label = label or str(self.root)
+        # A bucket spool's local replica (spool/remote.py) knows the bucket's URL: reports name
+        # the bucket, and its size is the bucket's, not the replica's files.
+        self.replica_of = replica_of
+        self.label = replica_of or str(self.root)
 
     @property
     def manifest(self) -> Path:

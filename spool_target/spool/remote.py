@@ -132,7 +132,7 @@ class BucketSpool:
 
     def __init__(self, storage: Storage, root: Path, log: Log | None = None):
         self.storage = storage
-        self.layout = SpoolLayout(root, label=storage.url)
+        self.layout = SpoolLayout(root, replica_of=storage.url)
         self.log = log
         self.url = storage.url
         self._held = False  # the replica lock is held by ``writing``
