@@ -124,6 +124,7 @@ def test_ingest_then_load_anywhere_keeps_every_record_and_digit(bucket: BucketCa
     # Another machine, which never saw the ingest, loads from the bucket.
     r = bucket.cli("load", machine="b")
     assert r.returncode == 0, r.stderr
+    assert f"loading spool {bucket.url} into".encode() in r.stderr  # the bucket, not the replica's path
     got = bucket.rows("SELECT id, CAST(amount AS VARCHAR), note FROM orders ORDER BY id")
     assert [g[0] for g in got] == list(range(300))
     for i, amount, note in got:
@@ -353,6 +354,7 @@ def test_an_object_storage_load_reads_the_segments_where_ingest_put_them(bucket:
     r = bucket.cli("plan", "--offline", config=config, machine="b")
     assert r.returncode == 0, r.stderr
     text = r.stdout.decode()
+    assert f"-- spool-target plan for spool {bucket.url}" in text
     assert "DBMS_CLOUD.COPY_DATA" in text
     (segment,) = bucket.keys("streams/")
     assert segment in text

@@ -131,7 +131,7 @@ def run_load(layout: SpoolLayout, choice: DestinationChoice, options: LoadOption
     if spec.implicit:
         log.info(f"no destination configured: loading into the embedded DuckDB file {spec.path}")
     else:
-        log.info(f"loading spool {layout.root} into {spec.describe()}")
+        log.info(f"loading spool {layout.label} into {spec.describe()}")
     with SpoolLock(layout.root / "load.lock", "load"):
         engine = LoadEngine(layout, destination, options, log, make_reporter(log))
         return engine.run()
@@ -168,7 +168,7 @@ class LoadEngine:
         self.manifest: Manifest = read_manifest(self.layout)
         report = self.report = LoadReport(
             run_id=new_run_id(),
-            spool=str(self.layout.root),
+            spool=self.layout.label,
             destination=self.dest.label,
             mode=self.opt.mode.value,
             started_at=utc_now_iso(),
@@ -204,7 +204,7 @@ class LoadEngine:
         """What ``run`` does, minus the run file and the lock: for ``plan``, whose destination
         only records statements, so that the spool is left exactly as it was."""
         self.manifest = read_manifest(self.layout)
-        self.report = LoadReport(run_id=new_run_id(), spool=str(self.layout.root), destination=self.dest.label,
+        self.report = LoadReport(run_id=new_run_id(), spool=self.layout.label, destination=self.dest.label,
                                  mode="plan", started_at=utc_now_iso())
         self._previous = None
         try:

@@ -198,7 +198,7 @@ class Follower:
         self.clock = clock
         self.layout = layout
         self.signals = _Signals()
-        self.report = FollowReport(new_run_id(), str(self.layout.root), utc_now_iso())
+        self.report = FollowReport(new_run_id(), self.layout.label, utc_now_iso())
         self._kept_run: Path | None = None  # the newest successful pass's run file
         self._corrupt: SegmentCorrupt | None = None
         self._prune_due = False
@@ -267,7 +267,7 @@ class Follower:
                 continue
             if not self.layout.exists():
                 if not waiting_for_spool:
-                    self.log.info(f"waiting for a spool at {self.layout.root} (no manifest yet)")
+                    self.log.info(f"waiting for a spool at {self.layout.label} (no manifest yet)")
                     waiting_for_spool = True
                 self._sleep(self.opt.poll_seconds)
                 continue

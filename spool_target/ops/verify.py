@@ -90,7 +90,7 @@ def verify_spool(
 
     ingest_running = _ingest_running(layout)
     manifest = read_manifest(layout)
-    report = VerifyReport(str(layout.root))
+    report = VerifyReport(layout.label)
     if manifest.torn_tail:
         report.notes.append("the manifest ends in a torn line (a crash mid-append); it is ignored and the next ingest removes it")
     pruned = manifest.pruned

@@ -163,7 +163,7 @@ def _quota(dest: OracleDestination, report: CheckReport, user: str, privs: set[s
 
 def _pending(dest: OracleDestination, layout: SpoolLayout, report: CheckReport) -> None:
     if not layout.exists():
-        report.add("spool", f"{layout.root}: no spool yet (nothing pending)")
+        report.add("spool", f"{layout.label}: no spool yet (nothing pending)")
         return
     manifest = read_manifest(layout)
     try:

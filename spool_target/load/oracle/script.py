@@ -85,7 +85,7 @@ def plan_script(
     rows = sum(sr.rows for sr in report.streams.values())
     stats = {"units": units, "segments": segments, "rows": rows}
     header = [
-        f"-- spool-target plan for spool {layout.root}",
+        f"-- spool-target plan for spool {layout.label}",
         f"-- destination: {dest.label}; schema: {dest.schema or '(the connecting user)'}",
         f"-- server: {describe_server(dest.features)}",
         f"-- load_method {load.write.value}, load_strategy {options.load_strategy}: "
