@@ -263,7 +263,7 @@ def test_wrong_credentials_are_a_permanent_error_that_says_so(moto_s3_auth: str,
     case = BucketCase("s3://some-bucket/p", {"endpoint": moto_s3_auth, "access_key_id": "AKIAWRONG",
                                              "secret_access_key": "wrong-secret-xyz", "region": "us-east-1"}, tmp_path, None)
     r = case.cli("ingest", input=exact_lines(orders(0, 5)))
-    assert r.returncode not in (0, 75), r.stderr
+    assert r.returncode == 5, r.stderr  # permanent: running again does not help (README, Exit codes)
     assert r.stdout == b"" and b"wrong-secret-xyz" not in r.stderr
     assert b"credential" in r.stderr.lower() or b"denied" in r.stderr.lower()
 
@@ -471,3 +471,11 @@ def test_a_reader_on_the_same_machine_waits_while_a_writer_holds_the_replica(buc
     out, err = reader.communicate(timeout=60)
     assert reader.returncode == 0, err
     assert json.loads(out)["streams"][0]["rows"] == 5
+
+
+def test_a_missing_bucket_is_a_permanent_error_that_names_it(moto_s3: Any, tmp_path: Path) -> None:
+    case = BucketCase("s3://no-such-bucket-here/spools/x", moto_s3.options(), tmp_path, None)
+    r = case.cli("ingest", input=exact_lines(orders(0, 5)))
+    assert r.returncode == 5, r.stderr
+    assert r.stdout == b""  # nothing acknowledged
+    assert b"no-such-bucket-here" in r.stderr and b"bucket" in r.stderr.lower()

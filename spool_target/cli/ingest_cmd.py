@@ -11,11 +11,11 @@ from typing import Callable, Optional
 import typer
 
 from ..about import about_text
-from ..logs import Log
 from ..config import Config
+from ..logs import Log
 from ..spool.ingest import IngestOptions, IngestSummary
-from ..storage.location import is_remote
 from ..spool.runs import ingest_with_run_file
+from ..storage.location import is_remote
 from .app import app
 from .common import bucket_spool, ingest_options, ConfigOption, LogFormatOption, QuietOption, SpoolOption, make_config, make_log, run_command
 
@@ -108,9 +108,7 @@ def _ingest_to_bucket(
         try:
             return ingest(replace(ingest_options(config), spool_dir=bucket.layout.root), publisher)
         finally:
-            for run_file in sorted(bucket.layout.runs.glob("ingest-*.json")):
-                bucket.put_run_file(run_file.name)
-                run_file.unlink()
+            bucket.keep_run_files()
     finally:
         keeper.release()
 

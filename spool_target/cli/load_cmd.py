@@ -15,6 +15,7 @@ import typer
 
 from ..config import Config
 from ..logs import Log
+from ..storage.location import is_remote
 from .app import app
 from .common import (
     ConfigOption,
@@ -24,6 +25,7 @@ from .common import (
     MaxWaitOption,
     QuietOption,
     SpoolOption,
+    bucket_spool,
     destination_from_config,
     echo,
     follow_options,
@@ -31,21 +33,18 @@ from .common import (
     make_config,
     make_log,
     naming_options,
-    bucket_spool,
     open_spool,
     run_command,
     writing_spool,
 )
-from ..storage.location import is_remote
 
 if TYPE_CHECKING:
     from ..ops.follow import FollowOptions
-    from ..spool.remote import BucketSpool
     from ..ops.prune import PruneReport
+    from ..spool.remote import BucketSpool
 
 #: how often `load --follow` looks at a bucket spool for new manifest batches
 BUCKET_POLL_SECONDS = 2.0
-
 
 
 @app.command("load")

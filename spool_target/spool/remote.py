@@ -58,7 +58,7 @@ from ..durable import DurableAppender, describe_os_error, fsync_file, make_dirs,
 from ..errors import SpoolError
 from ..faults import crash_point
 from ..logs import Log
-from ..storage import Lease, LeaseLost, ObjectExists, Storage
+from ..storage import Lease, LeaseLost, ObjectExists, Storage, StorageError
 from .entries import Segment, entry_from_json
 from .layout import REJECTS, RUNS, STREAMS, SpoolLayout, SpoolLock
 from .manifest import read_manifest
@@ -270,7 +270,7 @@ class BucketSpool:
         dies holds it until it lapses (``LEASE_SECONDS``): the next one is refused
         until then, with the time left in the message."""
         ttl = float(os.environ.get("SPOOL_TARGET_TEST_LEASE_SECONDS") or LEASE_SECONDS)  # crash tests shorten it
-        return LeaseKeeper(Lease.acquire(self.storage, ttl_seconds=ttl, skew_seconds=min(5.0, ttl)))
+        return LeaseKeeper(Lease.acquire(self.storage, ttl_seconds=ttl, skew_seconds=min(5.0, ttl)), self.log)
 
     def publisher(self, keeper: LeaseKeeper, writer: str, *, keep_segments: bool = False) -> Publisher:
         return Publisher(self, keeper, writer, keep_segments=keep_segments)
@@ -292,11 +292,19 @@ class BucketSpool:
                              "acknowledged or are already loaded", spool=self.url)
         return removed
 
-    def put_run_file(self, name: str) -> None:
-        """Keep a run's summary (``runs/<name>``) in the bucket, where it outlives the machine."""
-        path = self.layout.runs / name
-        if path.exists():
-            self.storage.put(f"{RUNS}/{name}", path.read_bytes())
+    def keep_run_files(self) -> None:
+        """Move the writer's run summaries (``runs/ingest-*.json``) to the bucket, where they
+        outlive the machine. A summary that cannot be stored stays in the replica, with a
+        warning: it never fails the run, nor hides the error a failed run is ending with."""
+        for path in sorted(self.layout.runs.glob("ingest-*.json")):
+            try:
+                self.storage.put(f"{RUNS}/{path.name}", path.read_bytes())
+            except StorageError as err:
+                if self.log is not None:
+                    self.log.warning(f"could not store the run summary in the bucket ({err.message}); it stays "
+                                     f"at {path}")
+                return
+            _unlink(path)
 
 
 class LeaseKeeper:
@@ -305,8 +313,9 @@ class LeaseKeeper:
     ``check`` raises ``LeaseLost`` once a renewal found the lease taken over;
     the publisher calls it (after a renewal of its own) before every batch."""
 
-    def __init__(self, lease: Lease):
+    def __init__(self, lease: Lease, log: Log | None = None):
         self.lease = lease
+        self.log = log
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._lost: LeaseLost | None = None
@@ -333,11 +342,20 @@ class LeaseKeeper:
                 raise
 
     def release(self) -> None:
+        """Give the lease back. A store that cannot be reached now only leaves the lease
+        to lapse (the next writer waits up to its ttl); it never fails a command whose
+        work is stored, nor hides the error a failed one is ending with."""
         self._stop.set()
         self._thread.join()
         with self._lock:
-            if self._lost is None:
+            if self._lost is not None:
+                return
+            try:
                 self.lease.release()
+            except StorageError as err:
+                if self.log is not None:
+                    self.log.warning(f"could not release the spool's lease ({err.message}); it lapses in "
+                                     f"{self.lease.ttl_seconds:.0f} s")
 
 
 class Publisher:
