@@ -19,21 +19,19 @@ measure moto on this machine more than S3; the point is the protocol's cost
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import duckdb
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_ingest import plain_input  # noqa: E402
+from bench_ingest import plain_input, records_args  # noqa: E402
 
 
 def start_moto() -> tuple[object, str]:
@@ -107,13 +105,7 @@ def one_run(kind: str, source: Path, records: int, work: Path, endpoint: str, ru
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--records", type=int, default=1_000_000)
-    parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--workdir", type=Path, default=None)
-    args = parser.parse_args()
-    work = Path(args.workdir or tempfile.mkdtemp(prefix="bench-bucket-"))
-    work.mkdir(parents=True, exist_ok=True)
+    args, work = records_args(__doc__, "bench-bucket-")
     source = plain_input(work, args.records)
     server, endpoint = start_moto()
     results: dict[str, list[tuple[float, float, int]]] = {"local": [], "bucket": []}

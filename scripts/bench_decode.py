@@ -20,10 +20,8 @@ which is the part a real change has to solve.
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -31,7 +29,7 @@ import msgspec
 import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_ingest import plain_input  # noqa: E402
+from bench_ingest import plain_input, records_args  # noqa: E402
 
 from spool_target.schema import parse_schema_message  # noqa: E402
 from spool_target.spool.records import RecordDecoder  # noqa: E402
@@ -78,13 +76,7 @@ def whole_chunks(decode_lines, chunks: list[bytes]) -> int:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--records", type=int, default=1_000_000)
-    parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--workdir", type=Path, default=None)
-    args = parser.parse_args()
-    work = Path(args.workdir or tempfile.mkdtemp(prefix="bench-decode-"))
-    work.mkdir(parents=True, exist_ok=True)
+    args, work = records_args(__doc__, "bench-decode-")
     decoder, chunks = record_chunks(plain_input(work, args.records))
     first = chunks[0][: chunks[0].index(b"\n")]
     decode_lines = msgspec.json.Decoder(type(decoder.decode(first))).decode_lines

@@ -14,13 +14,11 @@ machine noise hits both alike; medians are reported.
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -28,7 +26,7 @@ import duckdb
 import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_ingest import plain_input  # noqa: E402
+from bench_ingest import plain_input, records_args  # noqa: E402
 
 
 def timed_pipeline(source: Path, command: list[str], env: dict[str, str] | None = None) -> float:
@@ -94,13 +92,7 @@ def rows_expected(source: Path) -> int:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--records", type=int, default=1_000_000)
-    parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--workdir", type=Path, default=None)
-    args = parser.parse_args()
-    work = Path(args.workdir or tempfile.mkdtemp(prefix="bench-e2e-"))
-    work.mkdir(parents=True, exist_ok=True)
+    args, work = records_args(__doc__, "bench-e2e-")
     source = plain_input(work, args.records)
     exe = target_duckdb_venv(work)
 

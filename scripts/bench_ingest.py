@@ -55,6 +55,19 @@ SCHEMA = {
 }
 
 
+def records_args(doc: str | None, prefix: str) -> tuple[argparse.Namespace, Path]:
+    """The options the end-to-end benchmarks share (--records, --runs, --workdir), and
+    the work folder (a new temporary one unless --workdir names one)."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--records", type=int, default=1_000_000)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--workdir", type=Path, default=None, help="where to put the input and the spools")
+    args = parser.parse_args()
+    work = Path(args.workdir or tempfile.mkdtemp(prefix=prefix))
+    work.mkdir(parents=True, exist_ok=True)
+    return args, work
+
+
 def plain_input(work: Path, records: int) -> Path:
     """The plain benchmark input of ``records`` records in ``work``, generated on first use."""
     source = work / f"input-{records}.singer"

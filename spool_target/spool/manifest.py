@@ -120,9 +120,6 @@ class Manifest:
                 latest = self.schemas[(stream, e.schema_id)]
         return latest
 
-    def last_sequence(self, stream: str) -> int:
-        return max([-1, *(s.last_sequence for s in self.segments(stream))])
-
 
 def read_manifest(layout: SpoolLayout) -> Manifest:
     """Read every complete entry. A torn last line is ignored, never fatal."""
