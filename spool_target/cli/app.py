@@ -16,7 +16,8 @@ app = typer.Typer(
     name="spool-target",
     help=(
         "A Singer target for Oracle that never loses records to an outage.\n\n"
-        "`ingest` spools Singer messages to local Parquet files and never touches the database; "
+        "`ingest` spools Singer messages to Parquet files (in a local directory or a bucket) and never "
+        "touches the database; "
         "`load` bulk-loads the spool into the destination exactly once, and `load --resume` "
         "carries on after an outage or a crash.\n\n"
         "Exit codes: 0 ok, 1 internal error, 2 usage or config error, 3 malformed input, "

@@ -165,10 +165,12 @@ def ingest_command(
     log_format: Optional[str] = LogFormatOption,
     quiet: bool = QuietOption,
 ) -> None:
-    """Spool Singer messages from stdin to local Parquet files; never touches the database.
+    """Spool Singer messages from stdin to Parquet files; never touches the database.
 
+    The spool is a local directory or a bucket prefix (s3://, az://, gs://).
     STATE messages are written to stdout only once every record before them
-    is committed to disk, so a tap's bookmark never runs ahead of the data.
+    is committed (on disk, or stored in the bucket), so a tap's bookmark never
+    runs ahead of the data.
     Typical use:  tap-x | spool-target ingest --config target.json > state.json
     """
     _run_ingest(config_files, spool, input_file, log_format, quiet, load_in_background)
