@@ -9,7 +9,10 @@ that ingests and a loader elsewhere do.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
+import sys
+import time
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -17,7 +20,7 @@ from typing import Any
 import duckdb
 import pytest
 
-from conftest import record_msg, run_cli, schema_msg, state_msg
+from conftest import cli_env, record_msg, run_cli, schema_msg, state_msg
 from storagekit import dead_port  # the fixtures (moto_s3, azurite...) come from storagekit via conftest
 
 AMOUNTS = ["12345678901234.5678", "-9999999999999999.9999", "0.1", "123456789012345678901234567890.12345678"]
@@ -188,14 +191,10 @@ def test_prune_deletes_loaded_segments_from_the_bucket_and_records_it(bucket: Bu
 
 
 def test_a_second_ingester_stops_at_once_while_the_first_holds_the_lease(bucket: BucketCase) -> None:
-    import subprocess as sp
-    import sys
-
-    from conftest import cli_env
-
     config = bucket.config()
-    first = sp.Popen([sys.executable, "-m", "spool_target", "ingest", "--config", str(config)], stdin=sp.PIPE,
-                     stdout=sp.PIPE, stderr=sp.PIPE, env=cli_env({"XDG_CACHE_HOME": str(bucket.tmp / "machine-a")}))
+    first = subprocess.Popen([sys.executable, "-m", "spool_target", "ingest", "--config", str(config)], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             env=cli_env({"XDG_CACHE_HOME": str(bucket.tmp / "machine-a")}))
     assert first.stdin is not None
     first.stdin.write(exact_lines(orders(0, 5)))
     first.stdin.flush()
@@ -203,7 +202,7 @@ def test_a_second_ingester_stops_at_once_while_the_first_holds_the_lease(bucket:
         for _ in range(200):  # until the first holds the lease
             if "_lease.json" in bucket.keys("_"):
                 break
-            __import__("time").sleep(0.05)
+            time.sleep(0.05)
         r = bucket.cli("ingest", input=exact_lines(orders(100, 5)), machine="b", config=config)
         assert r.returncode == 5, r.stderr
         assert b"another ingester holds this spool" in r.stderr
@@ -234,7 +233,7 @@ def test_sigkill_while_publishing_loses_nothing_acknowledged(bucket: BucketCase,
         assert loaded[:resume] == list(range(resume))  # I1: everything acknowledged is in the bucket
     # The tap resumes from its last STATE, in a new pod, once the dead run's lease has lapsed
     # (1 s plus 1 s allowed for clock skew here).
-    __import__("time").sleep(2.5)
+    time.sleep(2.5)
     r = bucket.cli("ingest", input=exact_lines(orders(resume, 50 - resume)), machine="c",
                    env={"SPOOL_TARGET_FLUSH_MAX_ROWS": "10", "SPOOL_TARGET_TEST_LEASE_SECONDS": "1"})
     assert r.returncode == 0, r.stderr
@@ -271,14 +270,10 @@ def test_wrong_credentials_are_a_permanent_error_that_says_so(moto_s3_auth: str,
 def test_load_follow_picks_up_batches_as_ingest_publishes_them(bucket: BucketCase) -> None:
     assert bucket.cli("ingest", input=exact_lines(orders(0, 20))).returncode == 0
     config = bucket.config()
-    import subprocess as sp
-    import sys
 
-    from conftest import cli_env
-
-    follower = sp.Popen([sys.executable, "-m", "spool_target", "load", "--follow", "--until-idle", "6", "--config",
-                         str(config)], stdout=sp.PIPE, stderr=sp.PIPE,
-                        env=cli_env({"XDG_CACHE_HOME": str(bucket.tmp / "machine-b")}))
+    follower = subprocess.Popen([sys.executable, "-m", "spool_target", "load", "--follow", "--until-idle", "6", "--config",
+                                 str(config)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                env=cli_env({"XDG_CACHE_HOME": str(bucket.tmp / "machine-b")}))
     try:
         r = bucket.cli("ingest", input=exact_lines(orders(20, 20)), config=config)
         assert r.returncode == 0, r.stderr
@@ -331,7 +326,7 @@ def test_a_replay_killed_while_publishing_loses_nothing_and_commits_nothing_twic
     env = {"SPOOL_TARGET_FLUSH_MAX_ROWS": "2", "SPOOL_TARGET_TEST_LEASE_SECONDS": "1"}
     killed = bucket.cli(*replay, machine="b", env={**env, "SPOOL_TARGET_TEST_CRASH_AT": f"{point}:2"})
     assert killed.returncode == -9, killed.stderr
-    __import__("time").sleep(2.5)  # the killed replay's lease lapses
+    time.sleep(2.5)  # the killed replay's lease lapses
     done = bucket.cli(*replay, machine="c", env=env)
     assert done.returncode == 0, done.stderr
     assert open_rejects(bucket, "d") == [] and open_rejects(bucket, "d", "--all") == [1, 2, 3, 4, 5]
@@ -364,8 +359,6 @@ def test_an_object_storage_load_reads_the_segments_where_ingest_put_them(bucket:
 def readme_deploying_blocks() -> list[str]:
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
     section = readme.split("\n### Deploying: ingest in a pod, load from anywhere\n", 1)[1].split("\n## ", 1)[0]
-    import re
-
     blocks = re.findall(r"```yaml\n(.*?)```", section, re.S)
     assert len(blocks) == 2, "the Deploying section should hold the Meltano fragment and the Kubernetes YAML"
     return blocks
@@ -443,11 +436,6 @@ def test_a_throttling_store_is_retried_through_and_one_that_never_stops_is_exit_
 def test_a_reader_on_the_same_machine_waits_while_a_writer_holds_the_replica(bucket: BucketCase, monkeypatch) -> None:
     """prune and replay append to the read replica's manifest before they publish; a reader's
     sync on the same machine (load --follow, status) would cut those lines, so it waits."""
-    import subprocess as sp
-    import sys
-    import time
-
-    from conftest import cli_env
     from spool_target.spool.remote import BucketSpool, replica_root
     from spool_target.storage import open_storage
 
@@ -462,8 +450,8 @@ def test_a_reader_on_the_same_machine_waits_while_a_writer_holds_the_replica(buc
         manifest = spool.layout.manifest
         published = manifest.read_bytes()
         manifest.write_bytes(published + b'{"n":999,"kind":"pruned","path":"not/yet/published"}\n')
-        reader = sp.Popen([sys.executable, "-m", "spool_target", "status", "--json", "--config", str(config)],
-                          stdout=sp.PIPE, stderr=sp.PIPE, env=cli_env({"XDG_CACHE_HOME": str(cache)}))
+        reader = subprocess.Popen([sys.executable, "-m", "spool_target", "status", "--json", "--config", str(config)],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=cli_env({"XDG_CACHE_HOME": str(cache)}))
         time.sleep(2)
         assert reader.poll() is None, "the reader did not wait for the writer"
         assert manifest.read_bytes().endswith(b'"not/yet/published"}\n')  # not cut under the writer
