@@ -91,6 +91,18 @@ def fsync_file(path: Path) -> None:
         os.close(fd)
 
 
+def truncate_durably(path: Path, size: int, action: str) -> None:
+    """Cut ``path`` to its first ``size`` bytes, on disk when this returns (a torn
+    manifest tail, or lines a bucket never received). ``action`` names it in errors."""
+    try:
+        with open(path, "r+b") as fh:
+            fh.truncate(size)
+            fh.flush()
+            os.fsync(fh.fileno())
+    except OSError as err:
+        raise describe_os_error(err, action, path) from err
+
+
 def publish(tmp: Path, final: Path) -> None:
     """Make a fully written temp file visible under its final name, durably.
 

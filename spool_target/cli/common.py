@@ -68,11 +68,8 @@ def open_spool(config: Config, *, must_exist: bool = True, log: Log | None = Non
         return require_spool(config.spool_dir) if must_exist else SpoolLayout(config.spool_dir)
     bucket = bucket_spool(config, "read", log)
     bucket.sync(segments=segments)
-    if must_exist and not bucket.layout.exists():
-        from ..errors import SpoolError
-
-        raise SpoolError(f"no spool at {bucket.url} (no manifest batches under manifest/)",
-                         hint="run `spool-target ingest` first, or pass the right --spool / spool_dir")
+    if must_exist:
+        bucket.require()
     return bucket.layout
 
 
@@ -106,11 +103,7 @@ def writing_spool(config: Config, log: Log, *, side_files: bool = False) -> Iter
     try:
         with bucket.writing():
             bucket.sync(segments=False, side_files=side_files)
-            if not bucket.layout.exists():
-                from ..errors import SpoolError
-
-                raise SpoolError(f"no spool at {bucket.url} (no manifest batches under manifest/)",
-                                 hint="run `spool-target ingest` first, or pass the right --spool / spool_dir")
+            bucket.require()
             publisher = bucket.publisher(keeper, keeper.lease.owner, keep_segments=True)
             yield bucket.layout, publisher
             publisher.publish()

@@ -31,7 +31,6 @@ last complete line it saw, never from a byte count that included a torn tail.
 from __future__ import annotations
 
 import dataclasses
-import os
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -39,7 +38,7 @@ from typing import Any, TypeVar
 
 import orjson
 
-from ..durable import DurableAppender, describe_os_error
+from ..durable import DurableAppender, describe_os_error, truncate_durably
 from ..errors import SpoolError
 from ..faults import die, reached
 from ..schema import StreamSchema
@@ -184,13 +183,7 @@ class ManifestWriter:
             # appends start on a clean line.
             if log is not None:
                 log.warning("manifest had a torn last line (a crash mid-append); removing it", path=str(layout.manifest))
-            try:
-                with open(layout.manifest, "r+b") as fh:
-                    fh.truncate(self.manifest.valid_bytes)
-                    fh.flush()
-                    os.fsync(fh.fileno())
-            except OSError as err:
-                raise describe_os_error(err, "repairing", layout.manifest) from err
+            truncate_durably(layout.manifest, self.manifest.valid_bytes, "repairing")
         self._appender = DurableAppender(layout.manifest)
         self._next_n = self.manifest.next_n
 

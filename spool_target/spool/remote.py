@@ -54,7 +54,7 @@ from typing import Any
 
 import orjson
 
-from ..durable import DurableAppender, describe_os_error, fsync_file, make_dirs, write_atomic
+from ..durable import DurableAppender, describe_os_error, make_dirs, truncate_durably, write_atomic
 from ..errors import SpoolError
 from ..faults import crash_point
 from ..logs import Log
@@ -120,13 +120,6 @@ class ReplicaState:
         write_atomic(root / STATE_FILE, orjson.dumps(asdict(self)))
 
 
-@dataclass
-class SyncReport:
-    batches: int = 0  # new batches appended to the replica's manifest
-    segments: int = 0  # segments downloaded
-    bytes: int = 0  # bytes downloaded (segments and reject files)
-
-
 class BucketSpool:
     """One bucket spool and this machine's replica of it, in one role (``read`` or ``write``)."""
 
@@ -138,12 +131,11 @@ class BucketSpool:
         self._held = False  # the replica lock is held by ``writing``
 
     # ----- reading --------------------------------------------------------------
-    def sync(self, *, segments: bool = True, side_files: bool = True) -> SyncReport:
+    def sync(self, *, segments: bool = True, side_files: bool = True) -> None:
         """Bring the replica up to the bucket: manifest batches, then (if asked) the
         segments it names and the side files (``rejects/``, ``replays/``), which are
         made exactly the bucket's. Under a local lock, so that two commands on one
         machine never write the replica at once."""
-        report = SyncReport()
         with self._replica_lock():
             state = self._trimmed_state()
             for n, body in self._new_batches(state):
@@ -151,13 +143,17 @@ class BucketSpool:
                 with DurableAppender(self.layout.manifest) as appender:
                     appender.append(lines)
                 state.batches, state.manifest_bytes = n + 1, state.manifest_bytes + len(lines)
-                report.batches += 1
             if side_files:
-                state.side_files = self._mirror_side_files(report)
+                state.side_files = self._mirror_side_files()
             state.write(self.layout.root)
             if segments and self.layout.exists():
-                self._fetch_segments(report)
-        return report
+                self._fetch_segments()
+
+    def require(self) -> None:
+        """Refuse a bucket prefix that holds no spool (exit 5), after a ``sync``."""
+        if not self.layout.exists():
+            raise SpoolError(f"no spool at {self.url} (no manifest batches under manifest/)",
+                             hint="run `spool-target ingest` first, or pass the right --spool / spool_dir")
 
     @contextmanager
     def writing(self) -> Iterator[None]:
@@ -195,14 +191,10 @@ class BucketSpool:
             if self.log is not None:
                 self.log.warning("cutting manifest entries the bucket never received (a writer stopped before "
                                  "publishing them); their records were never acknowledged", spool=self.url)
-            _truncate(path, state.manifest_bytes)
+            truncate_durably(path, state.manifest_bytes, "cutting")
             return state
         # Shorter than the state says, or a state without a manifest: start over.
-        if path.exists():
-            try:
-                path.unlink()
-            except OSError as err:
-                raise describe_os_error(err, "removing", path) from err
+        _unlink(path)
         return ReplicaState(self.url)
 
     def _new_batches(self, state: ReplicaState) -> list[tuple[int, bytes]]:
@@ -222,7 +214,7 @@ class BucketSpool:
             n += 1
         return out
 
-    def _fetch_segments(self, report: SyncReport) -> None:
+    def _fetch_segments(self) -> None:
         manifest = read_manifest(self.layout)
         pruned = manifest.pruned
         for seg in manifest.segments():
@@ -234,10 +226,8 @@ class BucketSpool:
                 continue
             data, _ = self.storage.get(seg.path)
             write_atomic(local, data, self.layout.tmp)
-            report.segments += 1
-            report.bytes += len(data)
 
-    def _mirror_side_files(self, report: SyncReport) -> dict[str, int]:
+    def _mirror_side_files(self) -> dict[str, int]:
         """Make the replica's reject files and replay journals the bucket's: fetch what
         differs, remove what the bucket does not have (a writer's unpublished lines)."""
         present: dict[str, int] = {}
@@ -249,7 +239,6 @@ class BucketSpool:
                     continue
                 data, _ = self.storage.get(obj.key)
                 write_atomic(local, data, self.layout.tmp)
-                report.bytes += len(data)
         for key in _side_files(self.layout.root):
             if key not in present:
                 _unlink(self.layout.root / key)
@@ -367,7 +356,6 @@ class Publisher:
         self.writer = writer
         self.keep_segments = keep_segments
         self.state = ReplicaState.read(spool.layout.root, spool.url)
-        self.published: list[str] = []  # keys of the segments this publisher uploaded
 
     def __call__(self) -> None:
         self.publish()
@@ -408,7 +396,6 @@ class Publisher:
             ) from None
         self.state.batches, self.state.manifest_bytes = n + 1, self.state.manifest_bytes + len(data)
         self.state.write(layout.root)
-        self.published.extend(segments)
         if not self.keep_segments:
             for key in segments:  # the bucket has it now; a pod's disk is small
                 _unlink(layout.root / key)
@@ -468,14 +455,6 @@ def _upload(storage: Storage, path: Path, key: str) -> None:
         raise describe_os_error(err, "uploading", path) from err
 
 
-def _truncate(path: Path, size: int) -> None:
-    try:
-        os.truncate(path, size)
-        fsync_file(path)
-    except OSError as err:
-        raise describe_os_error(err, "cutting", path) from err
-
-
 def _unlink(path: Path) -> None:
     try:
         path.unlink()
@@ -485,4 +464,4 @@ def _unlink(path: Path) -> None:
         raise describe_os_error(err, "removing", path) from err
 
 
-__all__ = ["BucketSpool", "LeaseKeeper", "Publisher", "ReplicaState", "SyncReport", "batch_key", "replica_root"]
+__all__ = ["BucketSpool", "LeaseKeeper", "Publisher", "ReplicaState", "batch_key", "replica_root"]
