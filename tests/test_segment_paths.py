@@ -1,23 +1,20 @@
-"""The two ways a commit reads a buffer's non-text values must agree.
+"""The two ways the reader decodes a RECORD line must agree.
 
-At commit, the values other than JSON text (strings, integers, booleans,
-date-time strings, time_extracted, version) are parsed from the buffer's
-work file by Arrow's JSON reader, off the GIL (``columns._parsed_slots``).
-When Arrow refuses anything, the lines are decoded again as the reader
-decoded them (``columns._decoded_slots``). Both must give the same values
-for every line the reader accepted; and Arrow must refuse, never bend, what
-only the exact path can type.
+The *fast* path (a msgspec decoder built for the schema, types in C) takes
+plain records; the *exact* path (``RecordDecoder.exact``, each property's
+JSON text typed in Python) takes every record the fast one refuses. A
+buffer mixes rows of both, and ``RowBlock`` packs them alike, so both must
+give the same packed values for every line the fast path accepts; and the
+fast path must refuse, never bend, what only the exact path can type.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from spool_target.schema import parse_schema_message
-from spool_target.spool.columns import _decoded_slots, _parsed_slots
-from spool_target.spool.records import RecordDecoder, RowShape
+from spool_target.spool.columns import RowBlock
+from spool_target.spool.records import RecordDecoder
 
 PROPS = {
     "id": {"type": "integer"},
@@ -49,43 +46,49 @@ AGREE = _lines(
     b'{"stream":"t","record":{"id":7,"name":"keys in another order"},"type":"RECORD","extra_top":[1]}',
 ]
 
-# Each typed by the exact path (its text kept, or an integer read exactly):
-# Arrow must refuse the whole read rather than give another value.
+# Each typed by the exact path only: (record, property, the value it keeps).
 REFUSE = {
-    "a number in a string column": b'{"id": 8, "name": 1.10}',
-    "an integer spelled 1.0": b'{"id": 1.0}',
-    "a key sent twice": b'{"id": 9, "name": "first", "name": "last"}',
-    "a boolean in a string column": b'{"id": 10, "name": true}',
+    "a number in a string column": (b'{"id": 8, "name": 1.10}', "name", "1.10"),
+    "an integer spelled 1.0": (b'{"id": 1.0}', "id", 1),
+    "a boolean in a string column": (b'{"id": 10, "name": true}', "name", "true"),
+    "an undeclared property": (b'{"id": 11, "more": [1.50]}', "_sdc_extra", '{"more":[1.50]}'),
 }
+DECODER = RecordDecoder(SCHEMA)
+SHAPE = DECODER.shape
 
 
-def _work_file(tmp_path: Path, lines: list[bytes]) -> tuple[Path, RowShape]:
-    decoder = RecordDecoder(SCHEMA)
-    for line in lines:  # every line here is one the reader accepts
-        assert decoder.fast(line) is not None or decoder.exact(line) is not None
-    path = tmp_path / "work.jsonl"
-    path.write_bytes(b"\n".join(lines) + b"\n")
-    return path, decoder.shape
+def _packed(rows: list[object]) -> dict[int, list[object]]:
+    return {slot: values.to_pylist() for slot, values in RowBlock(SHAPE, rows).arrays.items()}
 
 
-def test_arrow_and_the_decoder_agree_on_every_accepted_line(tmp_path: Path) -> None:
-    path, shape = _work_file(tmp_path, AGREE)
-    parsed = _parsed_slots(shape, path, len(AGREE))
-    assert parsed is not None, "Arrow refused lines it should read: the fast commit path is not exercised"
-    decoded = _decoded_slots(SCHEMA, path)
-    assert set(parsed) == set(decoded) and set(parsed).isdisjoint(shape.text_slots)
-    for slot in parsed:
-        assert parsed[slot].type == decoded[slot].type, slot
-        assert parsed[slot].to_pylist() == decoded[slot].to_pylist(), shape.slot_types[slot]
-    names = decoded[0].to_pylist(), decoded[1].to_pylist()
-    assert names[0] == [1, -(2**63), 2**63 - 1, 3, 4, 5, 6, 7]  # the source's integers, not ours
-    assert names[1][1] == 'esc " \\ / \b\f\n\r\t \x00 \u00e9 \U0001F600'
+def test_fast_and_exact_paths_pack_the_same_values() -> None:
+    fast = [DECODER.fast(line) for line in AGREE]
+    taken = [line for line, row in zip(AGREE, fast) if row is not None]
+    assert len(taken) >= 6, "the fast path refused lines it should take: it is not exercised"
+    via_fast = _packed([row for row in fast if row is not None])
+    via_exact = _packed([DECODER.exact(line) for line in taken])
+    assert via_fast == via_exact
+    ids = via_exact[0]
+    assert ids[:3] == [1, -(2**63), 2**63 - 1]  # the source's integers, not ours
+    assert via_exact[1][1] == 'esc " \\ / \b\f\n\r\t \x00 \u00e9 \U0001F600'
+    number = [c.name for c in SHAPE.properties].index("n")
+    assert via_exact[number][0] == b"1.10"  # a number's text as sent
+
+
+def test_a_key_sent_twice_keeps_the_last_value_on_both_paths() -> None:
+    line = _lines(b'{"id": 9, "name": "first", "name": "last"}')[0]
+    for row in (DECODER.fast(line), DECODER.exact(line)):
+        assert _packed([row])[1] == ["last"]
 
 
 @pytest.mark.parametrize("case", sorted(REFUSE))
-def test_arrow_refuses_what_only_the_exact_path_types(tmp_path: Path, case: str) -> None:
-    lines = AGREE + _lines(REFUSE[case])
-    path, shape = _work_file(tmp_path, lines)
-    assert _parsed_slots(shape, path, len(lines)) is None
-    decoded = _decoded_slots(SCHEMA, path)  # the commit's way on: decoding again, as the reader did
-    assert len(decoded[0]) == len(lines)
+def test_the_fast_path_refuses_what_only_the_exact_path_types(case: str) -> None:
+    record, prop, kept = REFUSE[case]
+    line = _lines(record)[0]
+    assert DECODER.fast(line) is None
+    slot = SHAPE.extra if prop == "_sdc_extra" else [c.name for c in SHAPE.properties].index(prop)
+    value = _packed([DECODER.exact(line)])[slot][0]
+    assert (value.decode() if isinstance(value, bytes) else value) == kept
+
+
+

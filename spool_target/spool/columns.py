@@ -18,12 +18,10 @@ import math
 import re
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.json as pa_json
 
 from ..numbers import type_number_column
 from ..schema import (
@@ -37,7 +35,7 @@ from ..schema import (
     Column,
     StreamSchema,
 )
-from .records import BIG_NUMBER_HINT, RAW_TYPES, RecordDecoder, Rejected, RowShape
+from .records import BIG_NUMBER_HINT, RAW_TYPES, RowShape
 
 UTC_MICROS = pa.timestamp("us", tz="UTC")
 NAIVE_MICROS = pa.timestamp("us")
@@ -61,14 +59,19 @@ BLOCK_ROWS = 16_384
 
 
 class RowBlock:
-    """Some rows of one buffer, one Arrow array per slot packed (by default
-    the text slots: see ``RowShape``; the others are read from the work file
-    at commit time, by ``_parsed_slots``)."""
+    """Some rows of one buffer, packed as one Arrow array per slot (see
+    ``RowShape``): a few thousand rows at a time, so that a full buffer costs
+    compact Arrow memory rather than Python objects.
+
+    Every slot is packed here, from the values the record decoder already
+    made. (Parsing the lines a second time at commit, with Arrow's JSON
+    reader off the GIL, cost more CPU than it saved on two cores: about 2 s
+    per million records against 0.9 s of packing.)"""
 
     __slots__ = ("arrays", "rows")
 
-    def __init__(self, shape: RowShape, rows: Sequence[Any], slots: Sequence[int] | None = None):
-        slots = shape.text_slots if slots is None else slots
+    def __init__(self, shape: RowShape, rows: Sequence[Any]):
+        slots = range(shape.width)
         values = shape.slot_values(rows, slots)
         self.arrays = {i: _block_array(shape.slot_types[i], v) for i, v in zip(slots, values)}
         self.rows = len(rows)
@@ -104,87 +107,6 @@ def _joined(values: Sequence[Any]) -> pa.Array:
     return parts.cast(pa.binary())
 
 
-# Arrow's JSON reader parses a block per thread; a line longer than a block
-# fails the read (and takes the decoding path), so blocks are large.
-PARSE_BLOCK_BYTES = 16 * 1024 * 1024
-
-
-def _parsed_slots(shape: RowShape, work_file: Path, n_rows: int) -> dict[int, pa.Array] | None:
-    """The slots other than text, parsed from the work file by Arrow's JSON
-    reader: C++ threads that need no GIL, so the reader thread keeps the GIL
-    to itself while a commit runs. None if Arrow refuses anything, and then
-    the rows are decoded again (``_decoded_slots``).
-
-    Arrow is strict where it matters: a string where a number is declared, a
-    number where a string is, an integer beyond 64 bits, ``1.0`` for an
-    integer, a key twice in one object, a bad escape -- each fails the read,
-    never a value. Every line here was accepted by the record decoder, so a
-    refusal means the exact path typed something (a number's text kept in a
-    string column, say); decoding again gives the same rows as that path."""
-    wanted = [i for i in range(shape.width) if i not in shape.text_slots]
-    names = [c.name for c in shape.properties]
-    if len(set(names)) != len(names) or DELETED_AT in names:
-        return None  # names Arrow's struct could not tell apart
-    record_fields = [pa.field(shape.properties[i].name, _BLOCK_TYPES[shape.slot_types[i]])
-                     for i in wanted if i < shape.deleted_at]
-    record_fields.append(pa.field(DELETED_AT, pa.string()))
-    arrow_schema = pa.schema([
-        pa.field("record", pa.struct(record_fields)),
-        pa.field("time_extracted", pa.string()),
-        pa.field("version", pa.int64()),
-    ])
-    try:
-        table = pa_json.read_json(
-            work_file,
-            read_options=pa_json.ReadOptions(block_size=PARSE_BLOCK_BYTES),
-            # Undeclared properties are in _sdc_extra (a text slot) already.
-            parse_options=pa_json.ParseOptions(explicit_schema=arrow_schema, unexpected_field_behavior="ignore"),
-        )
-    except pa.ArrowInvalid:
-        return None
-    if table.num_rows != n_rows:
-        return None
-    record = table.column("record").combine_chunks()
-    out: dict[int, pa.Array] = {}
-    field_of = {i: k for k, i in enumerate(i for i in wanted if i < shape.deleted_at)}
-    for i in wanted:
-        if i < shape.deleted_at:
-            out[i] = record.field(field_of[i])
-        elif i == shape.deleted_at:
-            out[i] = record.field(len(record_fields) - 1)
-        elif i == shape.time_extracted:
-            out[i] = table.column("time_extracted").combine_chunks()
-        else:
-            out[i] = table.column("version").combine_chunks()
-    return out
-
-
-def _decoded_slots(schema: StreamSchema, work_file: Path) -> dict[int, pa.Array]:
-    """The slots other than text, from the work file's lines decoded again as
-    the reader decoded them (fast path, else exact path)."""
-    decoder = RecordDecoder(schema)
-    shape = decoder.shape
-    wanted = [i for i in range(shape.width) if i not in shape.text_slots]
-    blocks: list[RowBlock] = []
-    rows: list[Any] = []
-    with open(work_file, "rb") as fh:
-        for line in fh:
-            line = line.rstrip(b"\n")
-            row = decoder.fast(line)
-            if row is None:
-                try:
-                    row = decoder.exact(line)
-                except Rejected as err:  # the reader accepted this very line: a bug
-                    raise RuntimeError(f"a line of {work_file} no longer decodes: {err.reason}") from None
-            rows.append(row)
-            if len(rows) == BLOCK_ROWS:
-                blocks.append(RowBlock(shape, rows, wanted))
-                rows = []
-    if rows:
-        blocks.append(RowBlock(shape, rows, wanted))
-    return {i: pa.concat_arrays([b.arrays[i] for b in blocks]) for i in wanted}
-
-
 def row_numbers(count: int, start: int = 0) -> pa.Array:
     """``start, start + 1, ...``: ``count`` int64s made in C (``pa.array(range(n))`` boxes each one)."""
     if count == 0:
@@ -204,19 +126,14 @@ class BuiltSegment:
     problems: dict[int, str]  # row -> reason, for the rows left out
 
 
-def build_segment(
-    schema: StreamSchema, blocks: Sequence[RowBlock], work_file: Path, received_at: datetime
-) -> BuiltSegment:
-    """The segment of one buffer: ``blocks`` hold its text slots, ``work_file``
-    its records' lines (line ``i`` is row ``i``), from which the other slots are
-    parsed."""
+def build_segment(schema: StreamSchema, blocks: Sequence[RowBlock], received_at: datetime) -> BuiltSegment:
+    """The segment of one buffer, from its rows packed in ``blocks``."""
     shape = RowShape(schema)
     n_rows = sum(b.rows for b in blocks)
     if not n_rows:  # every record was refused while decoding
         empty = pa.schema([f for f in schema.arrow_schema() if f.name != SEQUENCE]).empty_table()
         return BuiltSegment(empty, schema, {})
-    slots: dict[int, pa.Array] = {i: pa.concat_arrays([b.arrays[i] for b in blocks]) for i in shape.text_slots}
-    slots.update(_parsed_slots(shape, work_file, n_rows) or _decoded_slots(schema, work_file))
+    slots = {i: pa.concat_arrays([b.arrays[i] for b in blocks]) for i in range(shape.width)}
     problems: dict[int, list[str]] = {}
 
     def refuse(rows: dict[int, str], label: str) -> None:

@@ -113,12 +113,11 @@ class _Buffer:
     """Records of one stream under one schema, waiting to be committed.
 
     The hot loop only appends to ``rows``, ``lines`` and ``pending``;
-    ``spill`` writes pending lines to the work file and packs rows' text
-    slots into ``blocks`` every ``BLOCK_ROWS`` rows (so a full buffer costs
-    compact Arrow memory rather than Python objects); the other slots are
-    parsed from the work file at commit (``columns.build_segment``). Row ``i``
-    (across blocks) came from input line ``lines[i]`` and is line ``i`` of
-    the work file.
+    ``spill`` writes pending lines to the work file and packs rows into
+    ``blocks`` every ``BLOCK_ROWS`` rows (so a full buffer costs compact
+    Arrow memory rather than Python objects). Row ``i`` (across blocks) came
+    from input line ``lines[i]`` and is line ``i`` of the work file, which
+    the committer reads only for the original text of rows it rejects.
     """
 
     __slots__ = (
@@ -331,7 +330,7 @@ class Ingester:
         stats = self.summary.streams[stream]
         stats.records += buf.count + len(buf.python_rejects)
         received_at = utc_now_iso()
-        built = build_segment(buf.schema, buf.blocks, buf.path, datetime.fromisoformat(received_at))
+        built = build_segment(buf.schema, buf.blocks, datetime.fromisoformat(received_at))
         schema = built.schema
         # Every record gets its _sdc_sequence now, rejected ones included, so
         # that a replayed reject keeps its place in the stream's order (I6).

@@ -87,7 +87,6 @@ class RowShape:
         self.version = n + 3
         self.width = n + 4
         self.slot_types = [c.type for c in self.properties] + ["timestamp", "json", "timestamp", "integer"]
-        self.text_slots = [i for i, t in enumerate(self.slot_types) if t in RAW_TYPES]
         # One attribute per getter: a dotted attrgetter ("record.p0") costs
         # half as much again on every value.
         self._getters = [operator.attrgetter(f"p{i}") for i in range(n)] + [
