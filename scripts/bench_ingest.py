@@ -131,6 +131,9 @@ def run_ingest(source: Path, spool: Path, src: Path | None = None) -> tuple[floa
     feeder = subprocess.Popen(["cat", str(source)], stdout=subprocess.PIPE)
     target = subprocess.Popen(
         [sys.executable, "-m", "spool_target", "ingest", "--spool", str(spool)],
+        # ``-m`` puts the working directory first on sys.path: run in the spool's
+        # parent, so that a checkout in the caller's directory cannot shadow ``src``.
+        cwd=spool.parent,
         stdin=feeder.stdout,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
