@@ -65,6 +65,50 @@ def test_spools_records_and_emits_final_state(spool: Path) -> None:
     assert not list((spool / "tmp").iterdir())
 
 
+@pytest.mark.parametrize("blank_line_in_last_block", [False, True])
+def test_records_typed_a_block_at_a_time_keep_their_lines_states_and_text(
+    spool: Path, tmp_path: Path, blank_line_in_last_block: bool
+) -> None:
+    """Ingest types most records a whole input block at a time (``Ingester._take_block``).
+    Read from a file, 3.4 MB of input comes in four 1 MiB blocks: the first goes
+    line by line (no stream is hot yet); the second holds a STATE, the third
+    none; the last ends with a STATE and, in one variant, holds a blank line
+    (then it goes line by line, to keep line numbers exact). Line numbers in
+    rejects and manifest entries, the STATE value's text and the records must
+    be what the input holds."""
+    schema = schema_msg("users", {"id": {"type": "integer"}, "at": {"type": "string", "format": "date-time"},
+                                  "n": {"type": "number"}}, ["id"])
+    lines = [json.dumps(schema).encode()]
+    record_lines: dict[int, int] = {}  # id -> line number
+    count, bad = 33_000, {5000, 12000, 25000, 32000}  # a bad date-time in each block
+    for i in range(count):
+        at = "bad" if i in bad else "2024-02-29T23:59:59+01:00"
+        lines.append(b'{"type":"RECORD","stream":"users","record":{"id":%d,"at":"%s","n":12.50}}' % (i, at.encode()))
+        record_lines[i] = len(lines)
+        if i in (999, 15_999):
+            lines.append(b'{"type":"STATE","value":{"users":%d,"n":1.10}}' % i)
+        if i == 2000 or (blank_line_in_last_block and i == 32_500):
+            lines.append(b"")  # a blank line: skipped, and counted
+    lines.append(b'{"type":"\\u0053TATE","value":{"escaped" : 1.0}}')  # "STATE", spelt with an escape
+    source = tmp_path / "input.singer"
+    source.write_bytes(b"\n".join(lines) + b"\n")
+    assert 3 << 20 < source.stat().st_size < 4 << 20
+    with open(source, "rb") as stdin:
+        result = subprocess.run([sys.executable, "-m", "spool_target", "ingest", "--spool", str(spool)],
+                                stdin=stdin, capture_output=True, env=cli_env(), timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == b'{"escaped" : 1.0}'
+    found = {r["line"]: r for r in rejects(spool)}
+    assert set(found) == {record_lines[i] for i in bad}
+    for i in bad:
+        assert found[record_lines[i]]["raw"] == lines[record_lines[i] - 1].decode()
+    rows = segment_rows(spool)
+    assert [r["id"] for r in rows] == [i for i in range(count) if i not in bad]
+    assert {r["n"] for r in rows} == {12.5}
+    [segment] = [e for e in manifest_entries(spool) if e["kind"] == "segment"]
+    assert (segment["first_line"], segment["last_line"]) == (2, record_lines[count - 1])
+
+
 def test_state_waits_for_records_of_every_stream(spool: Path) -> None:
     msgs = users(3) + [
         schema_msg("orders", {"id": {"type": "integer"}}, ["id"]),

@@ -55,10 +55,10 @@ from ..schema import SEQUENCE, StreamSchema, parse_schema_message
 from . import batch
 from .columns import BLOCK_ROWS, RowBlock, build_segment, refused_mask, row_numbers
 from .layout import SpoolLayout, acquire_ingest_lock, stream_dir
-from .lines import line_chunks
+from .lines import line_blocks, split_lines
 from .entries import ActivateVersion, RunEnd, Segment, StateEntry
 from .manifest import ManifestWriter, utc_now_iso
-from .records import FAST_PATH_MISSES, RecordDecoder, Rejected, lenient_message
+from .records import FAST_PATH_MISSES, RecordDecoder, Rejected, StateLine, lenient_message
 from .segment import write_segment
 
 @dataclass(frozen=True)
@@ -109,6 +109,11 @@ class IngestSummary:
         }
 
 
+# After a block that was not all plain records, this many go line by line
+# before the block path is tried again.
+BLOCKS_SKIPPED_AFTER_A_MISS = 8
+
+
 class _Buffer:
     """Records of one stream under one schema, waiting to be committed.
 
@@ -121,7 +126,7 @@ class _Buffer:
     """
 
     __slots__ = (
-        "stream", "schema", "decoder", "fast", "decode", "path", "fh", "rows", "blocks",
+        "stream", "schema", "decoder", "fast", "decode", "decode_block", "path", "fh", "rows", "blocks",
         "pending", "lines", "bytes", "python_rejects",
     )
 
@@ -131,6 +136,7 @@ class _Buffer:
         self.decoder = decoder
         self.fast = decoder.fast
         self.decode = decoder.decode
+        self.decode_block = decoder.decode_block
         self.path = path
         try:
             self.fh: IO[bytes] = open(path, "wb", buffering=1 << 16)
@@ -138,7 +144,7 @@ class _Buffer:
             raise describe_os_error(err, "creating work file", path) from err
         self.rows: list[Any] = []  # decoded records (see records.RowShape)
         self.blocks: list[RowBlock] = []
-        self.pending: list[bytes] = []
+        self.pending: list[bytes | memoryview] = []  # lines, or whole blocks of lines, for the work file
         self.lines = array.array("q")
         self.bytes = 0
         # (line, reason, raw) for records refused before typing
@@ -244,6 +250,7 @@ class Ingester:
         self.buffers: dict[str, _Buffer] = {}
         self.decoders: dict[str, RecordDecoder] = {}
         self._hot: _Buffer | None = None  # the buffer of the stream the last record went to
+        self._blocks_skipped = 0  # blocks still to go line by line after one that was not all records
         self._work_seq = 0
         self._pending_state: Any = None
         self._have_pending_state = False
@@ -549,7 +556,11 @@ class Ingester:
     def _on_state(self, msg: dict[str, Any], raw: bytes, line: int) -> None:
         if "value" not in msg:
             raise InputError("STATE message has no 'value'", line=line)
-        self._pending_state = state_value_text(raw)
+        self._park_state(state_value_text(raw))
+
+    def _park_state(self, value: bytes) -> None:
+        """Hold the latest STATE (its value's text as sent) until the records before it are committed."""
+        self._pending_state = value
         self._have_pending_state = True
         if not self.buffers:
             self._full_flush_point()
@@ -645,12 +656,14 @@ class Ingester:
         return limit is not None and self.summary.rejected > limit
 
     def _read_loop(self, fd: int) -> None:
-        max_rows = self.opt.flush_max_rows  # bytes are checked once per chunk, in _spill_all
+        max_rows = self.opt.flush_max_rows  # bytes are checked once per block, in _spill_all
         line = 0
         self._lines = 0
-        for chunk in self._chunks(fd):
+        for block in self._blocks(fd):
+            taken = self._take_block(block, line)
+            line += taken
             hot = self._hot
-            for raw in chunk:
+            for raw in () if taken else split_lines(block):
                 line += 1
                 # The hot path: a record of the stream before it, decoded and
                 # typed in one C call; kept inline and free of attribute lookups.
@@ -675,6 +688,50 @@ class Ingester:
             self._spill_all()
             self._tick()
         self._lines = line
+
+    def _take_block(self, block: bytes, line: int) -> int:
+        """The hot path for a whole block: if every line in it is a plain
+        RECORD of the stream before it, or a STATE, one C call types them all
+        (``RecordDecoder.decode_block``). Returns how many lines it took: all
+        of them, or none (then the block goes line by line, which gives every
+        other line its usual treatment)."""
+        hot = self._hot
+        if hot is None:
+            return 0
+        if self._blocks_skipped:
+            self._blocks_skipped -= 1
+            return 0
+        count = block.count(b"\n") + (not block.endswith(b"\n"))
+        if len(hot.lines) + count > self.opt.flush_max_rows:
+            return 0  # a flush falls inside the block: line by line, it falls on the exact record
+        try:
+            msgs = hot.decode_block(block)
+        except FAST_PATH_MISSES:
+            # A mixed stretch of input (another stream, an undeclared property):
+            # decoding blocks that fail part way would cost twice, so wait a little.
+            self._blocks_skipped = BLOCKS_SKIPPED_AFTER_A_MISS
+            return 0
+        if len(msgs) != count:
+            return 0  # blank lines, which decode_block skips: line numbers must stay exact
+        first = line + 1
+        if StateLine not in set(map(type, msgs)):
+            hot.rows.extend(msgs)
+            hot.lines.extend(range(first, first + count))
+            hot.pending.append(memoryview(block)[: -1 if block.endswith(b"\n") else None])
+            return count
+        raws = split_lines(block)
+        start = 0
+        for i, msg in enumerate(msgs):
+            if type(msg) is StateLine:
+                hot.rows.extend(msgs[start:i])
+                hot.lines.extend(range(first + start, first + i))
+                hot.pending.extend(raws[start:i])
+                self._park_state(bytes(msg.value))
+                start = i + 1
+        hot.rows.extend(msgs[start:])
+        hot.lines.extend(range(first + start, first + count))
+        hot.pending.extend(raws[start:])
+        return count
 
     def _on_line(self, raw: bytes, line: int) -> None:
         try:
@@ -727,11 +784,11 @@ class Ingester:
         if self.buffers and time.monotonic() - self._last_flush >= self.opt.flush_interval_seconds:
             self._flush_all()
 
-    def _chunks(self, fd: int) -> Iterator[list[bytes]]:
+    def _blocks(self, fd: int) -> Iterator[bytes]:
         # Wake up when input is idle, so the flush timer (and with it STATE)
         # keeps going on a slow tap.
         idle_wait = max(0.05, min(1.0, self.opt.flush_interval_seconds / 4))
-        return line_chunks(fd, idle_wait, self._tick)
+        return line_blocks(fd, idle_wait, self._tick)
 
 
 def _prefer_jemalloc() -> None:

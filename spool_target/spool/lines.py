@@ -1,4 +1,4 @@
-"""Reading Singer input: complete lines, a chunk at a time, from a file descriptor.
+"""Reading Singer input: blocks of complete lines, from a file descriptor.
 
 Reading big chunks and splitting them is much cheaper than reading line by
 line. ``select`` with a timeout lets the caller act while the tap is idle
@@ -14,11 +14,11 @@ from typing import Callable, Iterator
 READ_CHUNK = 1 << 20
 
 
-def line_chunks(fd: int, idle_wait: float, on_idle: Callable[[], None]) -> Iterator[list[bytes]]:
-    """Yield lists of complete lines (without their newline) as input arrives.
+def line_blocks(fd: int, idle_wait: float, on_idle: Callable[[], None]) -> Iterator[bytes]:
+    """Yield blocks of complete lines as input arrives, each ending with a newline.
 
-    A last line without a newline is yielded at the end of input; if it is
-    truncated, the caller's JSON parser reports it with its line number.
+    A last line without a newline is yielded on its own at the end of input;
+    if it is truncated, the caller's JSON parser reports it with its line number.
     """
     # The tail of an unfinished line, kept in pieces: a huge record
     # arriving 64 KiB at a time must not be re-copied on every read.
@@ -35,20 +35,28 @@ def line_chunks(fd: int, idle_wait: float, on_idle: Callable[[], None]) -> Itera
         data = os.read(fd, READ_CHUNK)
         if not data:
             break
-        if b"\n" not in data:
+        end = data.rfind(b"\n") + 1
+        if not end:
             carry.append(data)
             continue
+        block = data if end == len(data) else data[:end]
         if carry:
-            carry.append(data)
-            data = b"".join(carry)
+            carry.append(block)
+            block = b"".join(carry)
             carry.clear()
-        lines = data.split(b"\n")
-        tail = lines.pop()
-        if tail:
-            carry.append(tail)
-        yield lines
+        if end < len(data):
+            carry.append(data[end:])
+        yield block
     if carry:
-        yield [b"".join(carry)]
+        yield b"".join(carry)
+
+
+def split_lines(block: bytes) -> list[bytes]:
+    """A block's lines, without their newlines."""
+    lines = block.split(b"\n")
+    if block.endswith(b"\n"):
+        lines.pop()
+    return lines
 
 
 def _widen_pipe(fd: int) -> None:

@@ -132,6 +132,12 @@ _text = msgspec.json.Decoder(str)
 FAST_PATH_MISSES = (msgspec.DecodeError, msgspec.ValidationError)
 
 
+class StateLine(msgspec.Struct, tag_field="type", tag="STATE", gc=False):
+    """A STATE line met inside a block of records (``RecordDecoder.decode_block``)."""
+
+    value: msgspec.Raw  # the value's JSON text exactly as sent
+
+
 def _refuse(line: bytes) -> Any:
     raise msgspec.ValidationError("no fast decoder for this schema")
 
@@ -148,6 +154,10 @@ class RecordDecoder:
         # it returns the row, or raises (DecodeError, ValidationError) for anything
         # but a plain RECORD of this stream whose values fit the schema.
         self.decode: Callable[[bytes], Any] = _refuse
+        # ``decode_block(lines)`` does the same for a block of whole lines: the
+        # rows, with a ``StateLine`` for each STATE among them, or it raises as
+        # ``decode`` does if any line is something else. It skips blank lines.
+        self.decode_block: Callable[[bytes], list[Any]] = _refuse
         if any(_UNNAMEABLE.search(c.name) for c in self.shape.properties):
             return  # msgspec cannot match such a key: every record takes the exact path
         fields: list[tuple[str, Any, Any]] = []
@@ -174,6 +184,21 @@ class RecordDecoder:
             gc=False,
         )
         self.decode = msgspec.json.Decoder(envelope).decode
+        # The same record as a tagged union member, beside STATE: one C call
+        # types a whole block of lines (``decode_block``).
+        tagged = msgspec.defstruct(
+            "RecordLine",
+            [
+                ("stream", Literal[schema.stream]),  # type: ignore[valid-type]
+                ("record", record),
+                ("time_extracted", str | None, None),
+                ("version", INT64 | None, None),
+            ],
+            tag_field="type",
+            tag="RECORD",
+            gc=False,
+        )
+        self.decode_block = msgspec.json.Decoder(tagged | StateLine).decode_lines  # type: ignore[operator]
 
     def fast(self, line: bytes) -> Any:
         """The row of a plain RECORD line of this stream, or None (then use ``exact``)."""
