@@ -163,9 +163,14 @@ class _Buffer:
         if not pending:
             return
         self.bytes += sum(map(len, pending))
-        pending.append(b"")
         try:
-            self.fh.write(b"\n".join(pending))
+            if len(pending) <= 16:  # whole input blocks, as a rule: written as they are, not copied into one
+                for part in pending:
+                    self.fh.write(part)
+                    self.fh.write(b"\n")
+            else:
+                pending.append(b"")
+                self.fh.write(b"\n".join(pending))
         except OSError as err:
             raise describe_os_error(err, "writing work file", self.path) from err
         pending.clear()

@@ -22,7 +22,7 @@ def line_blocks(fd: int, idle_wait: float, on_idle: Callable[[], None]) -> Itera
     """
     # The tail of an unfinished line, kept in pieces: a huge record
     # arriving 64 KiB at a time must not be re-copied on every read.
-    carry: list[bytes] = []
+    carry: list[bytes | memoryview] = []
     _widen_pipe(fd)
     while True:
         try:
@@ -39,11 +39,12 @@ def line_blocks(fd: int, idle_wait: float, on_idle: Callable[[], None]) -> Itera
         if not end:
             carry.append(data)
             continue
-        block = data if end == len(data) else data[:end]
-        if carry:
-            carry.append(block)
+        if carry:  # one copy: the tail before it, and this read up to its last newline
+            carry.append(memoryview(data)[:end])
             block = b"".join(carry)
             carry.clear()
+        else:
+            block = data if end == len(data) else data[:end]
         if end < len(data):
             carry.append(data[end:])
         yield block
