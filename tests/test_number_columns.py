@@ -19,6 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from spool_target.numbers import is_double_exact, number_problem, type_number_column
+from spool_target.spool.columns import _json_problems
 
 _digits = st.text("0123456789", min_size=1, max_size=45)
 
@@ -64,3 +65,13 @@ def test_a_number_column_is_typed_as_each_of_its_values_would_be(texts: list[str
         stored = values[i]
         # Exact either way: the double equals the decimal sent, or the text is kept as sent.
         assert (Decimal(repr(stored)) if expected == "number" else Decimal(stored)) == Decimal(text)
+
+
+def test_json_text_with_a_number_no_double_holds_is_refused_in_its_own_row_only() -> None:
+    """``columns._json_problems`` first searches a column's whole text buffer at
+    once; a sliced column shares its buffer with rows outside it, and two
+    values side by side may look like one big number: neither may refuse a row."""
+    texts = pa.array(['{"a": 1}', None, '[1e400]', '{"b": "x"}', '[' + "1" * 200, "1" * 200 + "]"], pa.string())
+    assert _json_problems(texts) == {2: "the number 1e400 is beyond any storable range"}
+    assert _json_problems(texts.slice(3)) == {}  # 1e400 is in the buffer, not in these rows
+    assert _json_problems(pa.array([None, None], pa.string())) == {}

@@ -214,6 +214,17 @@ def _typed_column(ltype: str, values: pa.Array) -> tuple[pa.Array, str, dict[int
 def _json_problems(texts: pa.Array) -> dict[int, str]:
     """JSON text is kept as sent, but a number no double can hold (1e400)
     would break every reader of it: refuse those, as strict parsers do."""
+    data = texts.buffers()[2] if texts.null_count < len(texts) else None
+    if data is None:
+        return {}
+    # One search through the column's text buffer (shared, not copied) finds
+    # nothing in the common case, for far less than a search per value. Two
+    # values side by side may match where neither does: then the search per
+    # value decides.
+    ends = pa.array([0, data.size], pa.int64()).buffers()[1]
+    whole = pa.Array.from_buffers(pa.large_binary(), 1, [None, ends, data])
+    if not pc.any(pc.match_substring_regex(whole, BIG_NUMBER_HINT)).as_py():
+        return {}
     look = pc.fill_null(pc.match_substring_regex(texts, BIG_NUMBER_HINT), False)
     problems: dict[int, str] = {}
     for row in pc.indices_nonzero(look).to_pylist():
@@ -266,7 +277,7 @@ def parse_instant(text: str) -> datetime:
 
 def _instants(values: pa.Array) -> tuple[pa.Array, dict[int, str]]:
     """Date-time strings -> timestamp[us, UTC]; no offset means UTC."""
-    return _halving(values, _cast_instants, parse_instant, UTC_MICROS)
+    return _halving(values, _cast_instants, parse_instant, UTC_MICROS, _LOOKS_LIKE_DATE)
 
 
 def _cast_instants(values: pa.Array) -> pa.Array:
@@ -282,14 +293,39 @@ def _cast_instants(values: pa.Array) -> pa.Array:
         return pc.cast(values, NAIVE_MICROS).cast(UTC_MICROS)  # no value has an offset: they are UTC
 
 
-def _halving(values: pa.Array, cast: Any, parse: Any, arrow_type: pa.DataType) -> tuple[pa.Array, dict[int, str]]:
+# What every date or date-time starts with. Only a shortcut: a value that
+# does not is parsed on its own, for its reason; one that does may still
+# fail the cast (then the halving finds it).
+_LOOKS_LIKE_DATE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}"
+
+
+def _halving(
+    values: pa.Array, cast: Any, parse: Any, arrow_type: pa.DataType, shape: str | None = None
+) -> tuple[pa.Array, dict[int, str]]:
     """``cast`` the whole column; if it refuses, cast each half again, so one
     bad value among 100,000 costs a few dozen casts, not 100,000 Python parses.
-    Small pieces are parsed one by one, each failure with its reason."""
+    Small pieces are parsed one by one, each failure with its reason.
+
+    Before halving, the values not even shaped like one (``shape``, a regular
+    expression: ``bad``, ``epoch``) are set aside in one pass and parsed one
+    by one; if the cast then takes all the others, that is the whole answer."""
     try:
         return cast(values), {}
     except pa.ArrowInvalid:
         pass
+    if shape is not None and len(values) > 256:
+        shaped = pc.fill_null(pc.match_substring_regex(values, shape), True)
+        odd = pc.indices_nonzero(pc.invert(shaped))
+        if 0 < len(odd) <= 256:
+            try:
+                rest = cast(pc.if_else(shaped, values, None))
+            except pa.ArrowInvalid:
+                pass  # a shaped value is bad too: halve
+            else:
+                _, bad = _one_by_one(pc.take(values, odd), parse, arrow_type)
+                if len(bad) == len(odd):  # as their shape says, none is valid: each has its reason
+                    rows = odd.to_pylist()
+                    return rest, {rows[i]: why for i, why in bad.items()}
     if len(values) <= 256:
         return _one_by_one(values, parse, arrow_type)
     mid = len(values) // 2
@@ -311,7 +347,7 @@ def _date_of(text: str) -> date:
 
 
 def _dates(values: pa.Array) -> tuple[pa.Array, dict[int, str]]:
-    return _halving(values, lambda v: pc.cast(v, pa.date32()), _date_of, pa.date32())
+    return _halving(values, lambda v: pc.cast(v, pa.date32()), _date_of, pa.date32(), _LOOKS_LIKE_DATE)
 
 
 def _times(values: pa.Array) -> dict[int, str]:
