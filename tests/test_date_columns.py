@@ -1,12 +1,12 @@
 """Date-time and date columns typed a column at a time agree with the value-by-value parse.
 
 ``columns._instants`` and ``columns._dates`` cast a whole column in Arrow;
-when the cast refuses, they set aside the values not shaped like a date,
-parse those one by one, and halve the rest until each bad value is found.
-The reference here parses every value on its own (``parse_instant``,
-``_date_of``): the column must hold the same instants and dates and refuse
-exactly the same rows. Columns are longer than 256 values so that the
-shortcuts, not only the one-by-one path, are taken.
+when the cast refuses, they halve it until pieces of 256 values are parsed
+one by one. The reference here parses every value on its own
+(``parse_instant``, ``_date_of``): the column must hold the same instants
+and dates and refuse exactly the same rows, each with its own value in its
+reason. Columns are longer than 256 values so that the casts and the
+halving, not only the one-by-one path, decide.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ VALID = {
     "date-time": ["2024-02-29T23:59:59Z", "2024-01-01T10:00:00.123456+05:30", "1999-12-31 23:59:59-08:00"],
     "date": ["2024-02-29", "1999-12-31", "0001-01-01"],
 }
-UNSHAPED = ["bad", "epoch", "infinity", "", "20240101T000000Z", " 2024-01-01T00:00:00Z"]  # set aside by shape
+UNSHAPED = ["bad", "epoch", "infinity", "", "20240101T000000Z", " 2024-01-01T00:00:00Z"]
 ODD = UNSHAPED + [
     "2024-01-01", "2024-13-01T00:00:00Z", "2023-02-29T00:00:00Z", "2024-01-01T25:00:00Z", "2024-01-01Tnoon",
     "2024-03-01T00:00:00", "2024-02-30", "2024-01-01T00:00:00Z",
@@ -33,8 +33,8 @@ ODD = UNSHAPED + [
 
 @st.composite
 def columns(draw: st.DrawFn, kind: str) -> list[str | None]:
-    """Mostly valid values, with a few odd ones: only unshaped ones (the shortcut
-    takes them), or any (a shaped bad value sends the rest to the halving)."""
+    """Mostly valid values, with a few odd ones: only some that look nothing like
+    a date, or any (some look like one: a bad month, a missing offset)."""
     texts: list[str | None] = draw(st.lists(st.one_of(st.sampled_from(VALID[kind]), st.none()), min_size=257, max_size=600))
     odd = draw(st.sampled_from([UNSHAPED, ODD]))
     for at, text in draw(st.lists(st.tuples(st.integers(0, len(texts)), st.sampled_from(odd)), max_size=6)):

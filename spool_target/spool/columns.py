@@ -277,7 +277,7 @@ def parse_instant(text: str) -> datetime:
 
 def _instants(values: pa.Array) -> tuple[pa.Array, dict[int, str]]:
     """Date-time strings -> timestamp[us, UTC]; no offset means UTC."""
-    return _halving(values, _cast_instants, parse_instant, UTC_MICROS, _LOOKS_LIKE_DATE)
+    return _halving(values, _cast_instants, parse_instant, UTC_MICROS)
 
 
 def _cast_instants(values: pa.Array) -> pa.Array:
@@ -293,39 +293,14 @@ def _cast_instants(values: pa.Array) -> pa.Array:
         return pc.cast(values, NAIVE_MICROS).cast(UTC_MICROS)  # no value has an offset: they are UTC
 
 
-# What every date or date-time starts with. Only a shortcut: a value that
-# does not is parsed on its own, for its reason; one that does may still
-# fail the cast (then the halving finds it).
-_LOOKS_LIKE_DATE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}"
-
-
-def _halving(
-    values: pa.Array, cast: Any, parse: Any, arrow_type: pa.DataType, shape: str | None = None
-) -> tuple[pa.Array, dict[int, str]]:
+def _halving(values: pa.Array, cast: Any, parse: Any, arrow_type: pa.DataType) -> tuple[pa.Array, dict[int, str]]:
     """``cast`` the whole column; if it refuses, cast each half again, so one
     bad value among 100,000 costs a few dozen casts, not 100,000 Python parses.
-    Small pieces are parsed one by one, each failure with its reason.
-
-    Before halving, the values not even shaped like one (``shape``, a regular
-    expression: ``bad``, ``epoch``) are set aside in one pass and parsed one
-    by one; if the cast then takes all the others, that is the whole answer."""
+    Small pieces are parsed one by one, each failure with its reason."""
     try:
         return cast(values), {}
     except pa.ArrowInvalid:
         pass
-    if shape is not None and len(values) > 256:
-        shaped = pc.fill_null(pc.match_substring_regex(values, shape), True)
-        odd = pc.indices_nonzero(pc.invert(shaped))
-        if 0 < len(odd) <= 256:
-            try:
-                rest = cast(pc.if_else(shaped, values, None))
-            except pa.ArrowInvalid:
-                pass  # a shaped value is bad too: halve
-            else:
-                _, bad = _one_by_one(pc.take(values, odd), parse, arrow_type)
-                if len(bad) == len(odd):  # as their shape says, none is valid: each has its reason
-                    rows = odd.to_pylist()
-                    return rest, {rows[i]: why for i, why in bad.items()}
     if len(values) <= 256:
         return _one_by_one(values, parse, arrow_type)
     mid = len(values) // 2
@@ -347,7 +322,7 @@ def _date_of(text: str) -> date:
 
 
 def _dates(values: pa.Array) -> tuple[pa.Array, dict[int, str]]:
-    return _halving(values, lambda v: pc.cast(v, pa.date32()), _date_of, pa.date32(), _LOOKS_LIKE_DATE)
+    return _halving(values, lambda v: pc.cast(v, pa.date32()), _date_of, pa.date32())
 
 
 def _times(values: pa.Array) -> dict[int, str]:

@@ -832,6 +832,13 @@ def state_value_text(raw: bytes) -> bytes:
 
 def _work_file_rows(work_file: Path, wanted: set[int]) -> dict[int, bytes]:
     """The original text of some rows of a work file (for rejects)."""
-    lines = work_file.read_bytes().split(b"\n")  # one buffer's worth: split in C, not read line by line
-    return {row: lines[row] for row in wanted if row < len(lines)}
+    found: dict[int, bytes] = {}
+    last = max(wanted, default=-1)
+    with open(work_file, "rb") as fh:
+        for row, text in enumerate(fh):
+            if row in wanted:
+                found[row] = text.rstrip(b"\n")
+            if row >= last:
+                break
+    return found
 
