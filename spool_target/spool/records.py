@@ -17,7 +17,9 @@ Two paths fill rows the same way:
 
 - the *fast* one: a msgspec decoder built for the schema types the record
   in C (``forbid_unknown_fields``: a record with undeclared properties
-  takes the exact path);
+  takes the exact path). It comes line by line (``decode``) and a block of
+  lines at a time (``decode_block``, which also takes the STATE lines among
+  them: most taps send long runs of one stream's records);
 - the *exact* one, for every record the fast one refuses: each property's
   raw JSON text is typed by the rules of ``schema.py`` in Python, with a
   reason for anything that does not fit (the record then goes to rejects),
@@ -73,9 +75,7 @@ class RowShape:
     ``SimpleNamespace`` of the same shape on the exact path. Its *slots*, in
     order: the property columns, then ``_sdc_deleted_at``, ``_sdc_extra``,
     ``time_extracted``, ``version``. ``slot_types`` gives each slot's logical
-    type; ``text_slots`` are those that hold JSON text as sent (number, json,
-    ``_sdc_extra``): their values can only come from the rows, since no other
-    parser keeps their text.
+    type.
     """
 
     def __init__(self, schema: StreamSchema):
