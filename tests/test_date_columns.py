@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any, Callable
 
 import pyarrow as pa
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -54,21 +55,17 @@ def _reference(texts: list[str | None], parse: Callable[[str], Any]) -> tuple[li
     return out, bad
 
 
+@pytest.mark.parametrize(
+    "kind, typed, parse", [("date-time", _instants, parse_instant), ("date", _dates, _date_of)], ids=["date-time", "date"]
+)
 @settings(max_examples=40, deadline=None)
-@given(texts=columns("date-time"))
-def test_a_date_time_column_refuses_and_keeps_what_each_value_would(texts: list[str | None]) -> None:
-    column, problems = _instants(pa.array(texts, pa.string()))
-    expected, bad = _reference(texts, parse_instant)
-    assert set(problems) == bad
-    assert all(problems[i].endswith(f"got {texts[i]}") for i in bad)  # each reason names its own value
-    assert column.to_pylist() == expected
-
-
-@settings(max_examples=40, deadline=None)
-@given(texts=columns("date"))
-def test_a_date_column_refuses_and_keeps_what_each_value_would(texts: list[str | None]) -> None:
-    column, problems = _dates(pa.array(texts, pa.string()))
-    expected, bad = _reference(texts, _date_of)
+@given(data=st.data())
+def test_a_column_refuses_and_keeps_what_each_value_would(
+    kind: str, typed: Callable[[pa.Array], tuple[pa.Array, dict[int, str]]], parse: Callable[[str], Any], data: st.DataObject
+) -> None:
+    texts = data.draw(columns(kind))
+    column, problems = typed(pa.array(texts, pa.string()))
+    expected, bad = _reference(texts, parse)
     assert set(problems) == bad
     assert all(problems[i].endswith(f"got {texts[i]}") for i in bad)  # each reason names its own value
     assert column.to_pylist() == expected
