@@ -119,6 +119,36 @@ def test_a_line_missing_a_key_of_its_kind_is_reported_as_corrupt(tmp_path: Path)
         read_manifest(_spool_with(tmp_path, MAIN_MANIFEST.read_bytes() + bad))
 
 
+@pytest.mark.parametrize(
+    "line, said",
+    [
+        (b'{"n":14,"kind":"segment","stream":"users","path":"p","rows":"ten","bytes":1,"sha256":"s","schema_id":"i"}',
+         "segment entry's 'rows' should be an integer, got 'ten'"),
+        (b'{"n":14,"kind":"segment","stream":"users","path":"p","rows":true,"bytes":1,"sha256":"s","schema_id":"i"}',
+         "segment entry's 'rows' should be an integer, got True"),
+        (b'{"n":14,"kind":"segment","stream":"users","path":"p","rows":1,"bytes":1,"sha256":"s","schema_id":"i","first_line":"x"}',
+         "segment entry's 'first_line' should be an integer, got 'x'"),
+        (b'{"n":14,"kind":"activate_version","stream":["users"],"version":2}', "activate_version entry's 'stream' should be a string"),
+        (b'{"n":14,"kind":"state","value":{"bookmark":1}}', "state entry's 'value' should be a string"),
+        (b'{"n":"14","kind":"run_end","run_id":"r"}', "run_end entry's 'n' should be an integer"),
+        (b'{"n":14,"kind":"schema","stream":"users","schema_id":"i","columns":[],"key_properties":[1]}',
+         "schema entry's 'key_properties' should be a list of strings, got (1,)"),
+        (b'{"n":14,"kind":"segment","stream":"users"}', "an entry without 'path'"),
+    ],
+)
+def test_a_line_whose_value_has_the_wrong_type_is_reported_as_corrupt_with_the_field_named(
+    tmp_path: Path, line: bytes, said: str
+):
+    """A damaged manifest stops every command with the line and the field named (exit 5),
+    not with an internal error where the value is first used."""
+    spool = _spool_with(tmp_path, MAIN_MANIFEST.read_bytes() + line + b"\n").root
+    for command in ("status", "load"):
+        result = run_cli(command, "--spool", str(spool), "--destination", f"duckdb:///{tmp_path / 'db.duckdb'}")
+        assert result.returncode == 5, result.stderr
+        assert b"line 15 is corrupt" in result.stderr and said.encode() in result.stderr
+        assert b"internal error" not in result.stderr
+
+
 # Values that differ from run to run (ids, clocks, the Parquet bytes that hold them).
 VOLATILE = {"spool_id", "created_at", "run_id", "ended_at", "pruned_at", "replay_of", "sha256", "bytes",
             "first_sequence", "last_sequence"}

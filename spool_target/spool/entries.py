@@ -22,7 +22,9 @@ ACTIVATE_VERSION.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import types
+import typing
+from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
 import orjson
@@ -41,6 +43,21 @@ class ManifestEntry:
 
     KIND: ClassVar[str] = ""
     n: int = field(default=UNNUMBERED, kw_only=True)
+
+    def __post_init__(self) -> None:
+        # A manifest edited by hand or damaged must stop a command with the line
+        # and the field named, not deep inside it (an int added to a str...).
+        for name, kind, optional, item in _field_checks(type(self)):
+            value = getattr(self, name)
+            if value is None and optional:
+                continue
+            if not isinstance(value, kind) or (kind is int and type(value) is bool):
+                what = _KIND_NAMES.get(kind, kind.__name__)
+            elif item is not None and not all(isinstance(v, item) for v in typing.cast("tuple[object, ...]", value)):
+                what = f"a list of {'strings' if item is str else item.__name__ + 's'}"
+            else:
+                continue
+            raise TypeError(f"{self.KIND or 'an'} entry's {name!r} should be {what}, got {value!r:.80}")
 
     @property
     def kind(self) -> str:
@@ -294,6 +311,30 @@ class UnknownEntry(ManifestEntry):
 KINDS: dict[str, type[ManifestEntry]] = {
     c.KIND: c for c in (SpoolHeader, SchemaEntry, Segment, ActivateVersion, StateEntry, RunEnd, Pruned)
 }
+
+
+_KIND_NAMES: dict[type, str] = {int: "an integer", str: "a string", tuple: "a list", dict: "an object"}
+_CHECKS: dict[type, list[tuple[str, type, bool, type | None]]] = {}
+
+
+def _field_checks(cls: type) -> list[tuple[str, type, bool, type | None]]:
+    """(field, its type, whether None is allowed, the type of its items) for each
+    field of an entry class, read once from its annotations."""
+    checks = _CHECKS.get(cls)
+    if checks is None:
+        hints = typing.get_type_hints(cls)
+        checks = []
+        for f in fields(cls):
+            hint = hints[f.name]
+            args = typing.get_args(hint)
+            optional = isinstance(hint, types.UnionType) and type(None) in args
+            if optional:
+                hint = next(a for a in args if a is not type(None))
+            origin = typing.get_origin(hint) or hint
+            item = typing.get_args(hint)[0] if origin is tuple else None
+            checks.append((f.name, origin, optional, item))
+        _CHECKS[cls] = checks
+    return checks
 
 
 def entry_from_json(d: dict[str, Any]) -> ManifestEntry:

@@ -146,9 +146,14 @@ def read_manifest(layout: SpoolLayout) -> Manifest:
             if not isinstance(obj, dict) or "kind" not in obj:
                 raise ValueError("not a manifest entry")
             entry = entry_from_json(obj)
-        except (ValueError, KeyError, TypeError):
+        except KeyError as err:
             raise SpoolError(
-                f"{layout.manifest} line {i + 1} is corrupt (not a manifest entry)",
+                f"{layout.manifest} line {i + 1} is corrupt (an entry without {err.args[0]!r})",
+                hint="the spool was edited or damaged; run `spool-target verify` and restore it from a backup",
+            ) from None
+        except (ValueError, TypeError) as err:
+            raise SpoolError(
+                f"{layout.manifest} line {i + 1} is corrupt ({err})",
                 hint="the spool was edited or damaged; run `spool-target verify` and restore it from a backup",
             ) from None
         entries.append(entry)
