@@ -55,7 +55,7 @@ from ..schema import SEQUENCE, StreamSchema, parse_schema_message
 from . import batch
 from .columns import BLOCK_ROWS, RowBlock, build_segment, refused_mask, row_numbers
 from .layout import SpoolLayout, acquire_ingest_lock, stream_dir
-from .lines import line_blocks, split_lines
+from .lines import READ_CHUNK, line_blocks, split_lines
 from .entries import ActivateVersion, RunEnd, Segment, StateEntry
 from .manifest import ManifestWriter, utc_now_iso
 from .records import FAST_PATH_MISSES, RecordDecoder, Rejected, StateLine, lenient_message
@@ -793,7 +793,9 @@ class Ingester:
         # Wake up when input is idle, so the flush timer (and with it STATE)
         # keeps going on a slow tap.
         idle_wait = max(0.05, min(1.0, self.opt.flush_interval_seconds / 4))
-        return line_blocks(fd, idle_wait, self._tick)
+        # Tests cut the input into small blocks, so that short inputs take the block path too.
+        read_bytes = int(os.environ.get("SPOOL_TARGET_TEST_READ_BYTES") or READ_CHUNK)
+        return line_blocks(fd, idle_wait, self._tick, read_bytes)
 
 
 def _prefer_jemalloc() -> None:

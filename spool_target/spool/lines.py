@@ -14,11 +14,15 @@ from typing import Callable, Iterator
 READ_CHUNK = 1 << 20
 
 
-def line_blocks(fd: int, idle_wait: float, on_idle: Callable[[], None]) -> Iterator[bytes]:
+def line_blocks(
+    fd: int, idle_wait: float, on_idle: Callable[[], None], read_bytes: int = READ_CHUNK
+) -> Iterator[bytes]:
     """Yield blocks of complete lines as input arrives, each ending with a newline.
 
     A last line without a newline is yielded on its own at the end of input;
     if it is truncated, the caller's JSON parser reports it with its line number.
+    ``read_bytes`` is the most one read takes (tests make it small, to cut input
+    into many blocks).
     """
     # The tail of an unfinished line, kept in pieces: a huge record
     # arriving 64 KiB at a time must not be re-copied on every read.
@@ -32,7 +36,7 @@ def line_blocks(fd: int, idle_wait: float, on_idle: Callable[[], None]) -> Itera
         if not ready:
             on_idle()
             continue
-        data = os.read(fd, READ_CHUNK)
+        data = os.read(fd, read_bytes)
         if not data:
             break
         end = data.rfind(b"\n") + 1
