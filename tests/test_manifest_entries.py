@@ -134,6 +134,8 @@ def test_a_line_missing_a_key_of_its_kind_is_reported_as_corrupt(tmp_path: Path)
         (b'{"n":14,"kind":"schema","stream":"users","schema_id":"i","columns":[],"key_properties":[1]}',
          "schema entry's 'key_properties' should be a list of strings, got (1,)"),
         (b'{"n":14,"kind":"segment","stream":"users"}', "an entry without 'path'"),
+        (b'{"n":14,"kind":"segment","stream":', "(not JSON)"),
+        (b'["n", 14]', "(not a manifest entry)"),
     ],
 )
 def test_a_line_whose_value_has_the_wrong_type_is_reported_as_corrupt_with_the_field_named(

@@ -142,7 +142,10 @@ def read_manifest(layout: SpoolLayout) -> Manifest:
             torn = bool(raw.strip())
             break
         try:
-            obj = orjson.loads(raw)
+            try:
+                obj = orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                raise ValueError("not JSON") from None
             if not isinstance(obj, dict) or "kind" not in obj:
                 raise ValueError("not a manifest entry")
             entry = entry_from_json(obj)
