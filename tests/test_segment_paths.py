@@ -1,11 +1,12 @@
-"""The two ways the reader decodes a RECORD line must agree.
+"""The ways the reader decodes a RECORD line must agree.
 
-The *fast* path (a msgspec decoder built for the schema, types in C) takes
-plain records; the *exact* path (``RecordDecoder.exact``, each property's
-JSON text typed in Python) takes every record the fast one refuses. A
-buffer mixes rows of both, and ``RowBlock`` packs them alike, so both must
-give the same packed values for every line the fast path accepts; and the
-fast path must refuse, never bend, what only the exact path can type.
+The *fast* path (a msgspec decoder built for the schema, types in C, line
+by line or a block of lines at a time) takes plain records; the *exact*
+path (``RecordDecoder.exact``, each property's JSON text typed in Python)
+takes every record the fast one refuses. A buffer mixes rows of all three,
+and ``RowBlock`` packs them alike, so they must give the same packed values
+for every line the fast path accepts; and the fast path must refuse, never
+bend, what only the exact path can type.
 """
 
 from __future__ import annotations
@@ -67,7 +68,8 @@ def test_fast_and_exact_paths_pack_the_same_values() -> None:
     assert len(taken) >= 6, "the fast path refused lines it should take: it is not exercised"
     via_fast = _packed([row for row in fast if row is not None])
     via_exact = _packed([DECODER.exact(line) for line in taken])
-    assert via_fast == via_exact
+    via_block = _packed(DECODER.decode_block(b"\n".join(taken) + b"\n"))  # a whole input block in one call
+    assert via_fast == via_exact == via_block
     ids = via_exact[0]
     assert ids[:3] == [1, -(2**63), 2**63 - 1]  # the source's integers, not ours
     assert via_exact[1][1] == 'esc " \\ / \b\f\n\r\t \x00 \u00e9 \U0001F600'
