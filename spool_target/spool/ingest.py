@@ -126,7 +126,7 @@ class _Buffer:
     """
 
     __slots__ = (
-        "stream", "schema", "decoder", "fast", "decode", "decode_block", "path", "fh", "rows", "blocks",
+        "stream", "schema", "decoder", "fast", "decode", "path", "fh", "rows", "blocks",
         "pending", "lines", "bytes", "python_rejects",
     )
 
@@ -136,7 +136,6 @@ class _Buffer:
         self.decoder = decoder
         self.fast = decoder.fast
         self.decode = decoder.decode
-        self.decode_block = decoder.decode_block
         self.path = path
         try:
             self.fh: IO[bytes] = open(path, "wb", buffering=1 << 16)
@@ -710,7 +709,7 @@ class Ingester:
         if len(hot.lines) + count > self.opt.flush_max_rows:
             return 0  # a flush falls inside the block: line by line, it falls on the exact record
         try:
-            msgs = hot.decode_block(block)
+            msgs = hot.decoder.decode_block(block)
         except FAST_PATH_MISSES:
             # A mixed stretch of input (another stream, an undeclared property):
             # decoding blocks that fail part way would cost twice, so wait a little.

@@ -171,33 +171,19 @@ class RecordDecoder:
         record = msgspec.defstruct(
             "Record", fields, rename=rename, forbid_unknown_fields=True, gc=False, namespace={"extra": None}
         )
-        envelope = msgspec.defstruct(
-            "RecordMessage",
-            [
-                # Literal types: another stream's record, or another message, fails in C.
-                ("type", Literal["RECORD"]),  # type: ignore[valid-type]
-                ("stream", Literal[schema.stream]),  # type: ignore[valid-type]
-                ("record", record),
-                ("time_extracted", str | None, None),
-                ("version", INT64 | None, None),
-            ],
-            gc=False,
-        )
+        message: list[Any] = [
+            # Literal types: another stream's record, or another message, fails in C.
+            ("stream", Literal[schema.stream]),  # type: ignore[valid-type]
+            ("record", record),
+            ("time_extracted", str | None, None),
+            ("version", INT64 | None, None),
+        ]
+        envelope = msgspec.defstruct("RecordMessage", [("type", Literal["RECORD"]), *message], gc=False)
         self.decode = msgspec.json.Decoder(envelope).decode
-        # The same record as a tagged union member, beside STATE: one C call
-        # types a whole block of lines (``decode_block``).
-        tagged = msgspec.defstruct(
-            "RecordLine",
-            [
-                ("stream", Literal[schema.stream]),  # type: ignore[valid-type]
-                ("record", record),
-                ("time_extracted", str | None, None),
-                ("version", INT64 | None, None),
-            ],
-            tag_field="type",
-            tag="RECORD",
-            gc=False,
-        )
+        # The same message as a tagged union member, beside STATE: one C call
+        # types a whole block of lines (``decode_block``). The tag is only
+        # required in a union, so the line decoder keeps ``type`` as a field.
+        tagged = msgspec.defstruct("RecordLine", message, tag_field="type", tag="RECORD", gc=False)
         self.decode_block = msgspec.json.Decoder(tagged | StateLine).decode_lines  # type: ignore[operator]
 
     def fast(self, line: bytes) -> Any:
