@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import gzip
 import json
+import shutil
 import subprocess
 import sys
+import sysconfig
 import time
 from pathlib import Path
 
@@ -13,6 +15,8 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+
+from spool_target.spool.records import COMPILED
 
 from conftest import (
     DATA,
@@ -65,9 +69,10 @@ def test_spools_records_and_emits_final_state(spool: Path) -> None:
     assert not list((spool / "tmp").iterdir())
 
 
+@pytest.mark.parametrize("path", ["compiled", "pure-python"])
 @pytest.mark.parametrize("blank_line_in_last_block", [False, True])
 def test_records_typed_a_block_at_a_time_keep_their_lines_states_and_text(
-    spool: Path, tmp_path: Path, blank_line_in_last_block: bool
+    spool: Path, tmp_path: Path, blank_line_in_last_block: bool, path: str
 ) -> None:
     """Ingest types most records a whole input block at a time (``Ingester._take_block``).
     Read from a file, 3.4 MB of input comes in four 1 MiB blocks: the first goes
@@ -75,7 +80,10 @@ def test_records_typed_a_block_at_a_time_keep_their_lines_states_and_text(
     none; the last ends with a STATE and, in one variant, holds a blank line
     (then it goes line by line, to keep line numbers exact). Line numbers in
     rejects and manifest entries, the STATE value's text and the records must
-    be what the input holds."""
+    be what the input holds, whether blocks take the compiled path
+    (``records.BlockPlan``) or the pure-Python one."""
+    if path == "compiled" and not COMPILED:
+        pytest.skip("the compiled path is not built here")
     schema = schema_msg("users", {"id": {"type": "integer"}, "at": {"type": "string", "format": "date-time"},
                                   "n": {"type": "number"}}, ["id"])
     lines = [json.dumps(schema).encode()]
@@ -95,7 +103,8 @@ def test_records_typed_a_block_at_a_time_keep_their_lines_states_and_text(
     assert 3 << 20 < source.stat().st_size < 4 << 20
     with open(source, "rb") as stdin:
         result = subprocess.run([sys.executable, "-m", "spool_target", "ingest", "--spool", str(spool)],
-                                stdin=stdin, capture_output=True, env=cli_env(), timeout=120)
+                                stdin=stdin, capture_output=True, timeout=120,
+                                env={**cli_env(), **({"SPOOL_TARGET_TEST_PURE_PYTHON": "1"} if path != "compiled" else {})})
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[-1] == b'{"escaped" : 1.0}'
     found = {r["line"]: r for r in rejects(spool)}
@@ -107,6 +116,13 @@ def test_records_typed_a_block_at_a_time_keep_their_lines_states_and_text(
     assert {r["n"] for r in rows} == {12.5}
     [segment] = [e for e in manifest_entries(spool) if e["kind"] == "segment"]
     assert (segment["first_line"], segment["last_line"]) == (2, record_lines[count - 1])
+    [run] = [json.loads(p.read_text()) for p in (spool / "runs").glob("ingest-*.json")]
+    # The second and third blocks were typed whole by the path under test. (The
+    # compiled path leaves the last one to msgspec: a "type" spelt with an escape.)
+    if path == "compiled":
+        assert run["compiled_block_lines"] > 2 * 8000
+    else:
+        assert run["compiled_block_lines"] == 0 and run["block_lines"] > 2 * 8000
 
 
 def test_state_waits_for_records_of_every_stream(spool: Path) -> None:
@@ -406,6 +422,11 @@ def test_help_teaches_and_version_prints() -> None:
     assert result.returncode == 0
     assert b"STATE" in result.stdout and b"--spool" in result.stdout
     assert run_cli("--version").stdout.startswith(b"spool-target ")
+    # Where a C compiler is at hand the install builds the compiled hot path (it is
+    # optional, so a failed build would otherwise go unnoticed).
+    if shutil.which(sysconfig.get_config_var("CC").split()[0] if sysconfig.get_config_var("CC") else "cc"):
+        assert b"ingest hot path: compiled" in run_cli("--version").stdout
+    assert b"pure Python" in run_cli("--version", env={"SPOOL_TARGET_TEST_PURE_PYTHON": "1"}).stdout
 
 
 def test_meltano_entry_point_about_and_input(spool: Path, tmp_path: Path) -> None:

@@ -34,14 +34,17 @@ app = typer.Typer(
 
 def _version(value: bool) -> None:
     if value:
-        typer.echo(f"spool-target {__version__}")
+        from ..spool.records import COMPILED
+
+        path = "compiled" if COMPILED else "pure Python (the same values, more slowly; README: Speed)"
+        typer.echo(f"spool-target {__version__}\ningest hot path: {path}")
         raise typer.Exit()
 
 
 @app.callback()
 def _root(
     version: Optional[bool] = typer.Option(
-        None, "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        None, "--version", callback=_version, is_eager=True, help="Print the version, and whether ingest's compiled hot path is built, and exit."
     ),
 ) -> None:
     pass

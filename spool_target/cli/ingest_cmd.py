@@ -151,6 +151,8 @@ def _report(log: Log, summary: IngestSummary, spool: str) -> None:
         f"{summary.states_emitted} STATE messages emitted",
         spool=spool,
         run_id=summary.run_id,
+        compiled_block_lines=summary.compiled_block_lines,
+        block_lines=summary.block_lines,
     )
     if summary.rejected:
         log.warning(f"{summary.rejected} records were rejected; see {spool.rstrip('/')}/rejects or `spool-target rejects`")

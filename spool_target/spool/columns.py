@@ -76,6 +76,23 @@ class RowBlock:
         self.arrays = {i: _block_array(shape.slot_types[i], v) for i, v in zip(slots, values)}
         self.rows = len(rows)
 
+    @classmethod
+    def from_buffers(cls, shape: RowShape, rows: int, buffers: Sequence[tuple[Any, ...]]) -> RowBlock:
+        """The block the compiled path (``records.BlockPlan``) typed: per slot,
+        (null count, validity, data, offsets) in Arrow's layout."""
+        block = cls.__new__(cls)
+        block.arrays = {}
+        for i, (nulls, validity, data, offsets) in enumerate(buffers):
+            arrow_type = _BLOCK_TYPES[shape.slot_types[i]]
+            if data is None or nulls == rows:
+                block.arrays[i] = pa.nulls(rows, arrow_type)
+                continue
+            parts = [pa.py_buffer(validity) if nulls else None]
+            parts += [pa.py_buffer(data)] if offsets is None else [pa.py_buffer(offsets), pa.py_buffer(data)]
+            block.arrays[i] = pa.Array.from_buffers(arrow_type, rows, parts, null_count=nulls)
+        block.rows = rows
+        return block
+
 
 def _block_array(ltype: str, values: list[Any]) -> pa.Array:
     # _sdc_extra, _sdc_deleted_at, version: nearly always all None (the first

@@ -13,7 +13,7 @@ what the JSON said, not yet Arrow values:
   ever re-rendered;
 - ``None`` for an absent property or JSON null.
 
-Two paths fill rows the same way:
+Three paths fill rows the same way:
 
 - the *fast* one: a msgspec decoder built for the schema types the record
   in C (``forbid_unknown_fields``: a record with undeclared properties
@@ -24,6 +24,13 @@ Two paths fill rows the same way:
   raw JSON text is typed by the rules of ``schema.py`` in Python, with a
   reason for anything that does not fit (the record then goes to rejects),
   and undeclared properties go to ``_sdc_extra`` as their original text.
+- the *compiled* one, ahead of the fast one for whole blocks: a block of
+  plain records and STATEs typed by ``_blockdecode.c`` straight into the
+  Arrow buffers of a ``RowBlock`` (``BlockPlan``), with no Python object per
+  value. It is stricter than msgspec and gives up on anything unusual; the
+  block then takes the fast path. Built where a C compiler is at hand
+  (pyproject.toml); without it, or with ``SPOOL_TARGET_TEST_PURE_PYTHON=1``,
+  the fast path does the same work more slowly.
 
 Duplicate keys in one JSON object: the last one wins, on both paths.
 """
@@ -33,6 +40,7 @@ from __future__ import annotations
 import json
 import math
 import operator
+import os
 import re
 from types import SimpleNamespace
 from typing import Annotated, Any, Callable, Literal, Sequence
@@ -42,6 +50,14 @@ import orjson
 
 from ..numbers import integer_from_text, number_problem
 from ..schema import DELETED_AT, StreamSchema
+
+try:
+    from . import _blockdecode  # type: ignore[attr-defined]
+except ImportError:  # installed without a C compiler: the fast path does the same, slower
+    _blockdecode = None
+if os.environ.get("SPOOL_TARGET_TEST_PURE_PYTHON"):  # tests compare the paths; benchmarks time them
+    _blockdecode = None
+COMPILED = _blockdecode is not None
 
 INT64 = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
 NO_VALUE = msgspec.Raw(b"")  # an absent raw property (JSON null arrives as b"null")
@@ -58,6 +74,11 @@ _FAST_TYPES: dict[str, Any] = {
     "json": msgspec.Raw,
 }
 RAW_TYPES = frozenset({"number", "decimal", "json"})
+# Slot kinds of the compiled path (_blockdecode.c): integer, boolean, string, raw JSON text.
+_COMPILED_KINDS = {
+    "integer": "i", "boolean": "b", "string": "s", "timestamp": "s", "date": "s", "time": "s",
+    "number": "r", "decimal": "r", "json": "r",
+}
 
 _EXPECTED = {
     "integer": "an integer that fits in 64 bits",
@@ -142,6 +163,24 @@ def _refuse(line: bytes) -> Any:
     raise msgspec.ValidationError("no fast decoder for this schema")
 
 
+class BlockPlan:
+    """What the compiled path needs to know of one stream schema."""
+
+    __slots__ = ("stream", "keys", "kinds")
+
+    def __init__(self, shape: RowShape, stream: str):
+        self.stream = stream.encode()
+        # The record's keys: the properties, then _sdc_deleted_at; then one
+        # kind per slot, with _sdc_extra ('x': always null), time_extracted, version.
+        self.keys = tuple(c.name.encode() for c in shape.properties) + (DELETED_AT.encode(),)
+        self.kinds = "".join(_COMPILED_KINDS[c.type] for c in shape.properties).encode() + b"sxsi"
+
+    def decode(self, block: bytes) -> tuple[int, int, list[Any], list[tuple[int, bytes]]] | None:
+        """(records, lines, each slot's Arrow buffers, STATEs) of a block, or
+        None if any line in it is not a plain RECORD of this stream or a STATE."""
+        return _blockdecode.decode_block(block, self.stream, self.keys, self.kinds)  # type: ignore[no-any-return]
+
+
 class RecordDecoder:
     """Turns one stream's RECORD lines into rows (see the module docstring)."""
 
@@ -158,8 +197,13 @@ class RecordDecoder:
         # rows, with a ``StateLine`` for each STATE among them, or it raises as
         # ``decode`` does if any line is something else. It skips blank lines.
         self.decode_block: Callable[[bytes], list[Any]] = _refuse
+        # The compiled path for whole blocks, where it is built (None: use decode_block).
+        self.plan: BlockPlan | None = None
         if any(_UNNAMEABLE.search(c.name) for c in self.shape.properties):
             return  # msgspec cannot match such a key: every record takes the exact path
+        names = [c.name for c in self.shape.properties] + [DELETED_AT]
+        if COMPILED and len(set(names)) == len(names):
+            self.plan = BlockPlan(self.shape, schema.stream)
         fields: list[tuple[str, Any, Any]] = []
         rename: dict[str, str] = {}
         for i, col in enumerate(self.shape.properties):
