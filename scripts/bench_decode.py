@@ -1,21 +1,26 @@
 #!/usr/bin/env python3
-"""How fast ingest's reader decodes records: line by line, or a block at a time.
+"""How fast ingest's reader types records: line by line, a block at a time, or compiled.
 
 Ingest types a block of input in one call when every line in it is a plain
-RECORD of one stream or a STATE (``RecordDecoder.decode_block``: msgspec's
-``decode_lines`` over a tagged union); any other line sends the block line
-by line (``RecordDecoder.decode`` per line). This script measures the two on
-the reader's side alone, without typing columns or writing anything.
+RECORD of one stream or a STATE. Where the compiled path is built
+(``records.BlockPlan``, ``_blockdecode.c``) it types the block straight
+into the Arrow buffers of a ``RowBlock``; else, or when it gives up,
+msgspec decodes the block (``RecordDecoder.decode_block``: ``decode_lines``
+over a tagged union) and ``RowBlock`` packs the decoded values. Any other
+line sends the block line by line (``RecordDecoder.decode`` per line). This
+script measures these on the reader's side alone, without typing columns or
+writing anything.
 
     python scripts/bench_decode.py                    # 1,000,000 records, 3 runs
     python scripts/bench_decode.py --records 200000
 
-Both sides decode the lines of scripts/bench_ingest.py's input after its
+All sides take the lines of scripts/bench_ingest.py's input after its
 SCHEMA (records, and a STATE every 10,000), in 1 MiB chunks of complete
 lines. The per-line side does what the line-by-line loop does per record
 (split, decode, append the row, its line number and its raw bytes, join the
-raw lines for the work file), skipping STATE lines; the block side decodes
-each chunk in one call and counts its rows.
+raw lines for the work file), skipping STATE lines; the msgspec block side
+decodes each chunk in one call and counts its rows; the two "packed" sides
+also pack the rows into Arrow arrays, as ingest does before it commits.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_ingest import plain_input, records_args  # noqa: E402
 
 from spool_target.schema import parse_schema_message  # noqa: E402
+from spool_target.spool.columns import RowBlock  # noqa: E402
 from spool_target.spool.records import RecordDecoder, StateLine  # noqa: E402
 
 CHUNK = 1 << 20
@@ -80,13 +86,39 @@ def whole_chunks(decode_block, chunks: list[bytes]) -> int:
     return n
 
 
+def msgspec_packed(decoder: RecordDecoder, chunks: list[bytes]) -> int:
+    n = 0
+    for chunk in chunks:
+        rows = [m for m in decoder.decode_block(chunk) if type(m) is not StateLine]
+        n += RowBlock(decoder.shape, rows).rows
+    return n
+
+
+def compiled_packed(decoder: RecordDecoder, chunks: list[bytes]) -> int:
+    assert decoder.plan is not None
+    n = 0
+    for chunk in chunks:
+        typed = decoder.plan.decode(chunk)
+        assert typed is not None, "the compiled path gave up on the benchmark's plain records"
+        n += RowBlock.from_buffers(decoder.shape, typed[0], typed[2]).rows
+    return n
+
+
 def main() -> None:
     args, work = records_args(__doc__, "bench-decode-")
     decoder, chunks = record_chunks(plain_input(work, args.records))
-    times: dict[str, list[float]] = {"per line": [], "a block at a time": []}
+    sides = [
+        ("per line", lambda: per_line(decoder.decode, chunks)),
+        ("a block at a time", lambda: whole_chunks(decoder.decode_block, chunks)),
+        ("a block at a time, packed", lambda: msgspec_packed(decoder, chunks)),
+    ]
+    if decoder.plan is not None:
+        sides.append(("compiled, packed", lambda: compiled_packed(decoder, chunks)))
+    else:
+        print("the compiled path is not built here: timing the pure-Python paths only")
+    times: dict[str, list[float]] = {name: [] for name, _ in sides}
     for run in range(1, args.runs + 1):
-        for name, fn in (("per line", lambda: per_line(decoder.decode, chunks)),
-                         ("a block at a time", lambda: whole_chunks(decoder.decode_block, chunks))):
+        for name, fn in sides:
             start = time.perf_counter()
             n = fn()
             times[name].append(time.perf_counter() - start)

@@ -5,7 +5,8 @@
  * Why C: on the pure-Python block path every value becomes a Python object
  * (msgspec), is read back out of it and copied into Arrow, then freed. On
  * two cores that per-value work, not the disk, bounds ingest. Here each line
- * is scanned once and each value is appended to its column's buffers.
+ * is scanned once and each value is appended to its column's buffers, without
+ * holding the GIL, so the committer thread works on the other core meanwhile.
  *
  * The contract, which tests/test_segment_paths.py checks against the
  * msgspec block path: decode_block either returns exactly the values that
@@ -694,9 +695,14 @@ static PyObject *decode_block(PyObject *self, PyObject *args) {
     for (Py_ssize_t i = 0; i < d.width; i++)
         cols[i].kind = kinds[i];
 
+    /* The scan touches no Python object, so other threads run meanwhile
+     * (ingest's committer types columns and writes Parquet). A STATE's place
+     * and text are kept as offsets into the block, made objects afterwards. */
     const char *p = block.buf, *stop = p + block.len;
     int64_t records = 0, lines = 0;
     int miss = 0, oom = 0;
+    Buf state_spans = {0}; /* per STATE: line index, start, end (int64 each) */
+    Py_BEGIN_ALLOW_THREADS
     while (p < stop) {
         const char *nl = memchr(p, '\n', (size_t)(stop - p));
         const char *end = nl ? nl : stop;
@@ -707,12 +713,11 @@ static PyObject *decode_block(PyObject *self, PyObject *args) {
             break;
         }
         if (type == T_STATE) {
-            PyObject *entry = Py_BuildValue("(Ly#)", (long long)lines, vs, (Py_ssize_t)(ve - vs));
-            if (!entry || PyList_Append(states, entry) < 0) {
-                Py_XDECREF(entry);
-                goto done;
+            int64_t span[3] = {lines, vs - (const char *)block.buf, ve - (const char *)block.buf};
+            if (buf_put(&state_spans, span, sizeof span) < 0) {
+                oom = miss = 1;
+                break;
             }
-            Py_DECREF(entry);
         } else {
             for (Py_ssize_t i = 0; i < d.width; i++) {
                 if (kinds[i] == 'x')
@@ -730,6 +735,19 @@ static PyObject *decode_block(PyObject *self, PyObject *args) {
         lines++;
         p = end + 1;
     }
+    Py_END_ALLOW_THREADS
+    for (size_t at = 0; !miss && at < state_spans.len; at += 3 * sizeof(int64_t)) {
+        const int64_t *span = (const int64_t *)(state_spans.p + at);
+        PyObject *entry = Py_BuildValue("(Ly#)", (long long)span[0], (const char *)block.buf + span[1],
+                                        (Py_ssize_t)(span[2] - span[1]));
+        if (!entry || PyList_Append(states, entry) < 0) {
+            Py_XDECREF(entry);
+            free(state_spans.p);
+            goto done;
+        }
+        Py_DECREF(entry);
+    }
+    free(state_spans.p);
     if (oom) {
         PyErr_NoMemory();
         goto done;
