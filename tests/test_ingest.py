@@ -125,6 +125,45 @@ def test_records_typed_a_block_at_a_time_keep_their_lines_states_and_text(
         assert run["compiled_block_lines"] == 0 and run["block_lines"] > 2 * 8000
 
 
+@pytest.mark.parametrize("path", ["compiled", "pure-python"])
+def test_a_flush_inside_a_block_falls_on_the_exact_record(spool: Path, tmp_path: Path, path: str) -> None:
+    """With flush_max_rows 3,000, 10,000 records read 64 KiB (about 1,000
+    lines) at a time make segments of exactly 3,000, 3,000, 3,000 and 1,000
+    rows, whose first and last lines are the input's; the STATEs between them
+    keep their order, and the last one goes out. The compiled path types a
+    block where a flush falls in two parts, one on each side of it; the
+    pure-Python one takes that block line by line."""
+    if path == "compiled" and not COMPILED:
+        pytest.skip("the compiled path is not built here")
+    lines = [json.dumps(schema_msg("users", {"id": {"type": "integer"}, "s": {"type": "string"}}, ["id"])).encode()]
+    line_of: dict[int, int] = {}
+    for i in range(10_000):
+        lines.append(b'{"type":"RECORD","stream":"users","record":{"id":%d,"s":"r%d"}}' % (i, i))
+        line_of[i] = len(lines)
+        if i % 2500 == 2499:
+            lines.append(b'{"type":"STATE","value":{"at":%d}}' % i)
+    source = tmp_path / "input.singer"
+    source.write_bytes(b"\n".join(lines) + b"\n")
+    env = {**cli_env(), "SPOOL_TARGET_FLUSH_MAX_ROWS": "3000", "SPOOL_TARGET_TEST_READ_BYTES": "65536"}
+    if path != "compiled":
+        env["SPOOL_TARGET_TEST_PURE_PYTHON"] = "1"
+    with open(source, "rb") as stdin:
+        result = subprocess.run([sys.executable, "-m", "spool_target", "ingest", "--spool", str(spool)],
+                                stdin=stdin, capture_output=True, env=env, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == b'{"at":9999}'
+    segments = [e for e in manifest_entries(spool) if e["kind"] == "segment"]
+    assert [(e["rows"], e["first_line"], e["last_line"]) for e in segments] == [
+        (3000, line_of[0], line_of[2999]), (3000, line_of[3000], line_of[5999]),
+        (3000, line_of[6000], line_of[8999]), (1000, line_of[9000], line_of[9999]),
+    ]
+    assert [(r["id"], r["s"]) for r in segment_rows(spool)] == [(i, f"r{i}") for i in range(10_000)]
+    [run] = [json.loads(p.read_text()) for p in (spool / "runs").glob("ingest-*.json")]
+    if path == "compiled":  # every block but the first, which went line by line (no stream was hot)
+        first_block = source.read_bytes()[:65536].count(b"\n")
+        assert run["compiled_block_lines"] == len(lines) - first_block
+
+
 def test_state_waits_for_records_of_every_stream(spool: Path) -> None:
     msgs = users(3) + [
         schema_msg("orders", {"id": {"type": "integer"}}, ["id"]),

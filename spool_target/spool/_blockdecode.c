@@ -8,15 +8,17 @@
  * is scanned once and each value is appended to its column's buffers, without
  * holding the GIL, so the committer thread works on the other core meanwhile.
  *
- * The contract, which tests/test_segment_paths.py checks against the
- * msgspec block path: decode_block either returns exactly the values that
- * path packs, or returns None (a *miss*), and the caller takes the block the
- * usual way. It is strict, and misses on anything unusual: a blank line,
- * another stream or message type, an undeclared property, a value of the
- * wrong JSON type, an integer beyond 64 bits, a key or a stream name with an
- * escape, a repeated top-level key, a lone UTF-16 surrogate escape, bytes
- * that are not UTF-8, nesting deeper than 64. A miss costs a wasted scan,
- * never a wrong value.
+ * The contract, which tests/test_compiled_block.py checks against the
+ * msgspec block path and against the values the lines hold: decode_block
+ * types a block's lines from a given offset while they are lines it takes,
+ * with exactly the values that path packs, and stops before the first line
+ * it does not take (a *miss*: the caller takes that line and the rest the
+ * usual way) or after a given number of records (where ingest flushes). It
+ * is strict, and misses on anything unusual: a blank line, another stream or
+ * message type, an undeclared property, a value of the wrong JSON type, an
+ * integer beyond 64 bits, a repeated top-level key, a lone UTF-16 surrogate
+ * escape, bytes that are not UTF-8, nesting deeper than 64. A miss costs
+ * nothing but the one line's scan, never a wrong value.
  *
  * What it accepts, line by line (JSON whitespace allowed between tokens):
  *   {"type": "RECORD", "stream": <the stream>, "record": {...},
@@ -25,7 +27,8 @@
  * in any key order; other top-level keys are skipped (after checking that
  * they are JSON), as msgspec skips them. Inside "record", each key must be
  * a declared property (or _sdc_deleted_at); a repeated key keeps its last
- * value, as on every other path.
+ * value, as on every other path. Keys, the type and the stream name may be
+ * spelt with escapes (Python's json.dumps escapes every non-ASCII letter).
  *
  * Slot kinds (one per column, the "plan"):
  *   'i' integer: a JSON integer within 64 bits, or null -> int64
@@ -491,7 +494,25 @@ typedef struct {
     Py_ssize_t stream_len;
     Slot *slots;
     Py_ssize_t guess;         /* the record key expected next: keys come in the same order, as a rule */
+    Buf scratch;              /* a key or a name spelt with escapes, resolved */
+    int oom;
 } Decoder;
+
+/* A key or a name as text: a span without escapes is used as it is; one
+ * with escapes (a Python tap's json.dumps escapes every non-ASCII letter) is
+ * resolved into the decoder's scratch buffer, valid until the next call. */
+static int resolved(Decoder *d, const char **s, const char **e, char escaped) {
+    if (!escaped)
+        return 0;
+    d->scratch.len = 0;
+    if (unescape_put(&d->scratch, *s, *e) < 0) {
+        d->oom = 1;
+        return -1;
+    }
+    *s = d->scratch.p;
+    *e = d->scratch.p + d->scratch.len;
+    return 0;
+}
 
 static Py_ssize_t find_key(Decoder *d, const char *k, Py_ssize_t n) {
     Py_ssize_t g = d->guess;
@@ -520,7 +541,7 @@ static const char *scan_record(Decoder *d, const char *p, const char *end) {
         if (p >= end || *p != '"')
             return MISS;
         p = scan_string(p, end, &ks, &ke, &esc);
-        if (!p || esc)
+        if (!p || resolved(d, &ks, &ke, esc) < 0)
             return MISS;
         Py_ssize_t i = find_key(d, ks, ke - ks);
         if (i < 0)
@@ -561,7 +582,7 @@ static int scan_line(Decoder *d, const char *p, const char *end, const char **vs
         if (p >= end || *p != '"')
             return -1;
         p = scan_string(p, end, &ks, &ke, &esc);
-        if (!p || esc)
+        if (!p || resolved(d, &ks, &ke, esc) < 0)
             return -1;
         p = skip_ws(p, end);
         if (p >= end || *p != ':')
@@ -571,7 +592,7 @@ static int scan_line(Decoder *d, const char *p, const char *end, const char **vs
             if (type != T_NONE || p >= end || *p != '"')
                 return -1;
             p = scan_string(p, end, &s, &e, &esc);
-            if (!p || esc)
+            if (!p || resolved(d, &s, &e, esc) < 0)
                 return -1;
             if (e - s == 6 && memcmp(s, "RECORD", 6) == 0)
                 type = T_RECORD;
@@ -583,7 +604,7 @@ static int scan_line(Decoder *d, const char *p, const char *end, const char **vs
             if (seen_stream++ || p >= end || *p != '"')
                 return -1;
             p = scan_string(p, end, &s, &e, &esc);
-            if (!p || esc || e - s != d->stream_len || memcmp(s, d->stream, (size_t)(e - s)) != 0)
+            if (!p || resolved(d, &s, &e, esc) < 0 || e - s != d->stream_len || memcmp(s, d->stream, (size_t)(e - s)) != 0)
                 return -1;
         } else if (KEY_IS("record")) {
             if (seen_record++ || p >= end || *p != '{')
@@ -642,27 +663,35 @@ static PyObject *bytes_of(const Buf *b) {
 }
 
 PyDoc_STRVAR(decode_block_doc,
-"decode_block(block, stream, keys, kinds) -> (records, lines, columns, states) or None\n\n"
-"Type a block of whole lines (bytes, each ending in a newline except perhaps\n"
-"the last) of plain RECORD lines of `stream` (bytes, UTF-8) and STATE lines.\n"
-"`keys`: the record's keys (a tuple of bytes: the properties, then\n"
-"_sdc_deleted_at); `kinds`: one slot kind per column (bytes: the properties,\n"
-"_sdc_deleted_at, _sdc_extra, time_extracted, version; see the file's header).\n\n"
-"`columns`: per slot, (null_count, validity, data, offsets) as bytes in\n"
-"Arrow's layout (offsets None for 'i' and 'b'; all None for 'x').\n"
-"`states`: per STATE line, (its line index in the block, its value's text\n"
-"as sent). None if any line is not such a line.");
+"decode_block(block, start, max_records, stream, keys, kinds)\n"
+"    -> (records, lines, end, columns, states)\n\n"
+"Type the lines of `block` (bytes of whole lines, each ending in a newline\n"
+"except perhaps the last) from byte offset `start`, as long as they are plain\n"
+"RECORD lines of `stream` (bytes, UTF-8) or STATE lines, and stop after\n"
+"`max_records` records. `keys`: the record's keys (a tuple of bytes: the\n"
+"properties, then _sdc_deleted_at); `kinds`: one slot kind per column (bytes:\n"
+"the properties, _sdc_deleted_at, _sdc_extra, time_extracted, version; see\n"
+"the file's header).\n\n"
+"`records`, `lines`: how many were typed; `end`: the offset of the first line\n"
+"not taken (len(block) when all were). `columns`: per slot, (null_count,\n"
+"validity, data, offsets) as bytes in Arrow's layout (offsets None for 'i' and\n"
+"'b'; all None for 'x'). `states`: per STATE line, (its line index counted\n"
+"from `start`, its first byte, the first byte of the next line, its value's\n"
+"text as sent).");
 
 static PyObject *decode_block(PyObject *self, PyObject *args) {
     (void)self;
     Py_buffer block, stream;
+    Py_ssize_t start;
+    long long max_records;
     PyObject *keys;
     const char *kinds;
     Py_ssize_t nkinds;
-    if (!PyArg_ParseTuple(args, "y*y*O!y#", &block, &stream, &PyTuple_Type, &keys, &kinds, &nkinds))
+    if (!PyArg_ParseTuple(args, "y*nLy*O!y#", &block, &start, &max_records, &stream, &PyTuple_Type, &keys, &kinds, &nkinds))
         return NULL;
-    PyObject *result = NULL, *states = NULL;
+    PyObject *result = NULL, *states = NULL, *columns = NULL;
     Column *cols = NULL;
+    Buf state_spans = {0}; /* per STATE: line index, line start, next line, value start, value end */
     Decoder d;
     memset(&d, 0, sizeof d);
     d.nkeys = PyTuple_GET_SIZE(keys);
@@ -672,6 +701,10 @@ static PyObject *decode_block(PyObject *self, PyObject *args) {
     d.stream_len = stream.len;
     if (d.width != d.nkeys + 3) {
         PyErr_SetString(PyExc_ValueError, "kinds must name each key's slot, then _sdc_extra, time_extracted and version");
+        goto done;
+    }
+    if (start < 0 || start > block.len) {
+        PyErr_SetString(PyExc_ValueError, "start lies outside the block");
         goto done;
     }
     d.keys = PyMem_Calloc((size_t)d.nkeys + 1, sizeof *d.keys);
@@ -698,65 +731,61 @@ static PyObject *decode_block(PyObject *self, PyObject *args) {
     /* The scan touches no Python object, so other threads run meanwhile
      * (ingest's committer types columns and writes Parquet). A STATE's place
      * and text are kept as offsets into the block, made objects afterwards. */
-    const char *p = block.buf, *stop = p + block.len;
+    const char *base = block.buf, *p = base + start, *stop = base + block.len;
     int64_t records = 0, lines = 0;
-    int miss = 0, oom = 0;
-    Buf state_spans = {0}; /* per STATE: line index, start, end (int64 each) */
     Py_BEGIN_ALLOW_THREADS
-    while (p < stop) {
+    while (p < stop && records < max_records) {
         const char *nl = memchr(p, '\n', (size_t)(stop - p));
         const char *end = nl ? nl : stop;
+        const char *next = nl ? nl + 1 : stop;
         const char *vs = NULL, *ve = NULL;
         int type = scan_line(&d, p, end, &vs, &ve);
-        if (type < 0) {
-            miss = 1;
-            break;
-        }
+        if (type < 0)
+            break; /* not a line this path takes: the caller takes it, and the rest */
         if (type == T_STATE) {
-            int64_t span[3] = {lines, vs - (const char *)block.buf, ve - (const char *)block.buf};
+            int64_t span[5] = {lines, p - base, next - base, vs - base, ve - base};
             if (buf_put(&state_spans, span, sizeof span) < 0) {
-                oom = miss = 1;
+                d.oom = 1;
                 break;
             }
         } else {
+            /* Arrow's offsets are 32-bit: a column's text stops short of 2 GiB. */
+            int room = 1;
+            for (Py_ssize_t i = 0; i < d.width; i++)
+                if ((kinds[i] == 's' || kinds[i] == 'r') && d.slots[i].state == VALUE &&
+                    cols[i].data.len + (size_t)(d.slots[i].end - d.slots[i].start) > INT32_MAX)
+                    room = 0;
+            if (!room)
+                break;
             for (Py_ssize_t i = 0; i < d.width; i++) {
                 if (kinds[i] == 'x')
                     d.slots[i].state = ABSENT;
-                int rc = column_append(&cols[i], records, &d.slots[i]);
-                if (rc == -1)
-                    oom = 1;
-                if (rc < 0)
-                    miss = 1;
+                if (column_append(&cols[i], records, &d.slots[i]) < 0)
+                    d.oom = 1;
             }
-            if (miss)
+            if (d.oom)
                 break;
             records++;
         }
         lines++;
-        p = end + 1;
+        p = next;
     }
     Py_END_ALLOW_THREADS
-    for (size_t at = 0; !miss && at < state_spans.len; at += 3 * sizeof(int64_t)) {
+    if (d.oom) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (size_t at = 0; at < state_spans.len; at += 5 * sizeof(int64_t)) {
         const int64_t *span = (const int64_t *)(state_spans.p + at);
-        PyObject *entry = Py_BuildValue("(Ly#)", (long long)span[0], (const char *)block.buf + span[1],
-                                        (Py_ssize_t)(span[2] - span[1]));
+        PyObject *entry = Py_BuildValue("(LLLy#)", (long long)span[0], (long long)span[1], (long long)span[2],
+                                        base + span[3], (Py_ssize_t)(span[4] - span[3]));
         if (!entry || PyList_Append(states, entry) < 0) {
             Py_XDECREF(entry);
-            free(state_spans.p);
             goto done;
         }
         Py_DECREF(entry);
     }
-    free(state_spans.p);
-    if (oom) {
-        PyErr_NoMemory();
-        goto done;
-    }
-    if (miss) {
-        result = Py_NewRef(Py_None);
-        goto done;
-    }
-    PyObject *columns = PyList_New(d.width);
+    columns = PyList_New(d.width);
     if (!columns)
         goto done;
     for (Py_ssize_t i = 0; i < d.width; i++) {
@@ -771,27 +800,27 @@ static PyObject *decode_block(PyObject *self, PyObject *args) {
             Buf offsets = {0};
             if (buf_put(&offsets, &zero, sizeof zero) < 0 || buf_put(&offsets, c->offsets.p ? c->offsets.p : "", c->offsets.len) < 0) {
                 free(offsets.p);
-                Py_DECREF(columns);
                 PyErr_NoMemory();
                 goto done;
             }
             entry = Py_BuildValue("(LNNN)", (long long)c->nulls, bytes_of(&c->valid), bytes_of(&c->data), bytes_of(&offsets));
             free(offsets.p);
         }
-        if (!entry) {
-            Py_DECREF(columns);
+        if (!entry)
             goto done;
-        }
         PyList_SET_ITEM(columns, i, entry);
     }
-    result = Py_BuildValue("(LLNO)", (long long)records, (long long)lines, columns, states);
+    result = Py_BuildValue("(LLnOO)", (long long)records, (long long)lines, (Py_ssize_t)(p - base), columns, states);
 
 done:
     if (cols)
         free_columns(cols, d.width);
+    free(state_spans.p);
+    free(d.scratch.p);
     PyMem_Free(d.keys);
     PyMem_Free(d.key_lens);
     PyMem_Free(d.slots);
+    Py_XDECREF(columns);
     Py_XDECREF(states);
     PyBuffer_Release(&block);
     PyBuffer_Release(&stream);

@@ -260,6 +260,7 @@ class Ingester:
         self.buffers: dict[str, _Buffer] = {}
         self.decoders: dict[str, RecordDecoder] = {}
         self._hot: _Buffer | None = None  # the buffer of the stream the last record went to
+        self._hot_stream: str | None = None  # that stream, still hot after its buffer is flushed
         self._blocks_skipped = 0  # blocks still to go line by line after one that was not all records
         self._work_seq = 0
         self._pending_state: Any = None
@@ -601,6 +602,7 @@ class Ingester:
         if buf is None:
             buf = self._new_buffer(stream)
         self._hot = buf
+        self._hot_stream = stream
         row = buf.fast(raw)
         if row is None:
             try:
@@ -670,10 +672,10 @@ class Ingester:
         line = 0
         self._lines = 0
         for block in self._blocks(fd):
-            taken = self._take_block(block, line)
+            taken, rest = self._take_block(block, line)
             line += taken
             hot = self._hot
-            for raw in () if taken else split_lines(block):
+            for raw in split_lines(rest) if rest else ():
                 line += 1
                 # The hot path: a record of the stream before it, decoded and
                 # typed in one C call; kept inline and free of attribute lookups.
@@ -699,31 +701,93 @@ class Ingester:
             self._tick()
         self._lines = line
 
-    def _take_block(self, block: bytes, line: int) -> int:
-        """The hot path for a whole block: if every line in it is a plain
-        RECORD of the stream before it, or a STATE, one C call types them all
-        (``RecordDecoder.decode_block``). Returns how many lines it took: all
-        of them, or none (then the block goes line by line, which gives every
-        other line its usual treatment)."""
-        hot = self._hot
-        if hot is None:
+    def _take_block(self, block: bytes, line: int) -> tuple[int, bytes]:
+        """The hot path for a whole block of input (line ``line + 1`` onwards):
+        the lines that are plain RECORDs of the stream the last record went
+        to, or STATEs, are typed a block at a time. Returns how many lines it
+        took, and the rest of the block, which goes line by line (every other
+        line gets its usual treatment there).
+
+        The compiled path (``records.BlockPlan``) takes lines up to the first
+        one it does not, and stops where a flush falls, so that the flush
+        falls on the exact record; the block then carries on after it. The
+        lines it leaves, and every block where it is not built, go to
+        msgspec's block decoder, which takes the rest of a block or none of it.
+        """
+        stream = self._hot_stream
+        if stream is None:
+            return 0, block
+        taken, start = 0, 0
+        plan = self.decoders[stream].plan
+        if plan is not None:
+            max_rows = self.opt.flush_max_rows
+            while start < len(block):
+                buf = self.buffers.get(stream)
+                room = max_rows - (len(buf.lines) if buf is not None else 0)
+                typed = plan.decode(block, start, room)
+                records, lines, end = typed[:3]
+                if not lines:
+                    break
+                if records and buf is None:
+                    buf = self._new_buffer(stream)
+                self._take_typed_lines(buf, block, start, end, line + taken, typed)
+                self.summary.compiled_block_lines += lines
+                taken, start = taken + lines, end
+                if buf is not None and len(buf.lines) >= max_rows:
+                    self._flush(stream)
+            if start == len(block):
+                return taken, b""
+        rest = block[start:] if start else block
+        more = self._take_decoded_block(rest, line + taken)
+        return taken + more, b"" if more else rest
+
+    def _take_typed_lines(
+        self, buf: _Buffer | None, block: bytes, start: int, end: int, line: int,
+        typed: tuple[int, int, int, list[Any], list[tuple[int, int, int, bytes]]],
+    ) -> None:
+        """Add the lines the compiled path typed, ``block[start:end]`` (line
+        ``line + 1`` onwards): the records as one packed ``RowBlock``, their
+        lines for the work file, each STATE parked in order. ``buf`` is None
+        if there are no records."""
+        records, lines, _, buffers, states = typed
+        if buf is not None:
+            self._hot = buf
+            if buf.rows:  # records taken line by line before these come first
+                buf.blocks.append(RowBlock(buf.decoder.shape, buf.rows))
+                buf.rows = []
+            buf.blocks.append(RowBlock.from_buffers(buf.decoder.shape, records, buffers))
+        view = memoryview(block)
+        # Record lines run between STATE lines: each run is one range of line
+        # numbers and one piece of the work file, cut from the block, not copied.
+        run_start, run_line = start, 0
+        for at, state_start, next_line, value in [*states, (lines, end, end, None)]:
+            if at > run_line:
+                assert buf is not None
+                buf.lines.extend(range(line + 1 + run_line, line + 1 + at))
+                piece = view[run_start:state_start]
+                buf.pending.append(piece[:-1] if piece[-1] == 0x0A else piece)  # its last newline: spill adds one
+            if value is None:
+                break
+            self._park_state(value)
+            run_start, run_line = next_line, at + 1
+
+    def _take_decoded_block(self, block: bytes, line: int) -> int:
+        """msgspec's block path (``RecordDecoder.decode_block``): if every line
+        of ``block`` is a plain RECORD of the hot stream, or a STATE, one C call
+        decodes them all, and ``RowBlock`` packs them later. Returns how many
+        lines it took: all of them, or none."""
+        stream = self._hot_stream
+        if stream is None:
             return 0
         if self._blocks_skipped:
             self._blocks_skipped -= 1
             return 0
+        hot = self.buffers.get(stream)
         count = block.count(b"\n") + (not block.endswith(b"\n"))
-        if len(hot.lines) + count > self.opt.flush_max_rows:
+        if (len(hot.lines) if hot is not None else 0) + count > self.opt.flush_max_rows:
             return 0  # a flush falls inside the block: line by line, it falls on the exact record
-        plan = hot.decoder.plan
-        if plan is not None:
-            typed = plan.decode(block)
-            if typed is not None:
-                self._take_typed_block(hot, block, line, typed)
-                self.summary.compiled_block_lines += count
-                return count
-            # The compiled path is stricter than msgspec: let msgspec try.
         try:
-            msgs = hot.decoder.decode_block(block)
+            msgs = self.decoders[stream].decode_block(block)
         except FAST_PATH_MISSES:
             # A mixed stretch of input (another stream, an undeclared property):
             # decoding blocks that fail part way would cost twice, so wait a little.
@@ -733,6 +797,9 @@ class Ingester:
             return 0  # blank lines, which decode_block skips: line numbers must stay exact
         self.summary.block_lines += count
         first = line + 1
+        if hot is None:
+            hot = self._new_buffer(stream)
+        self._hot = hot
         if StateLine not in set(map(type, msgs)):
             hot.rows.extend(msgs)
             hot.lines.extend(range(first, first + count))
@@ -751,29 +818,6 @@ class Ingester:
         hot.lines.extend(range(first + start, first + count))
         hot.pending.extend(raws[start:])
         return count
-
-    def _take_typed_block(self, hot: _Buffer, block: bytes, line: int, typed: tuple[int, int, list[Any], list[Any]]) -> None:
-        """Add a block the compiled path typed (``records.BlockPlan``): its
-        records as one packed ``RowBlock``, its STATEs parked in order."""
-        records, count, buffers, states = typed
-        if hot.rows:  # records taken line by line before this block come first
-            hot.blocks.append(RowBlock(hot.decoder.shape, hot.rows))
-            hot.rows = []
-        hot.blocks.append(RowBlock.from_buffers(hot.decoder.shape, records, buffers))
-        first = line + 1
-        if not states:
-            hot.lines.extend(range(first, first + count))
-            hot.pending.append(memoryview(block)[: -1 if block.endswith(b"\n") else None])
-            return
-        raws = split_lines(block)
-        start = 0
-        for at, value in states:  # ``at``: the STATE's line in the block
-            hot.lines.extend(range(first + start, first + at))
-            hot.pending.extend(raws[start:at])
-            self._park_state(value)
-            start = at + 1
-        hot.lines.extend(range(first + start, first + count))
-        hot.pending.extend(raws[start:])
 
     def _on_line(self, raw: bytes, line: int) -> None:
         try:

@@ -27,10 +27,11 @@ Three paths fill rows the same way:
 - the *compiled* one, ahead of the fast one for whole blocks: a block of
   plain records and STATEs typed by ``_blockdecode.c`` straight into the
   Arrow buffers of a ``RowBlock`` (``BlockPlan``), with no Python object per
-  value. It is stricter than msgspec and gives up on anything unusual; the
-  block then takes the fast path. Built where a C compiler is at hand
-  (pyproject.toml); without it, or with ``SPOOL_TARGET_TEST_PURE_PYTHON=1``,
-  the fast path does the same work more slowly.
+  value, and without holding the GIL. It is stricter than msgspec and
+  stops before the first line it does not take; that line and the rest of
+  the block take the fast path. Built where a C compiler is at hand
+  (setup.py); without it, or with ``SPOOL_TARGET_TEST_PURE_PYTHON=1``, the
+  fast path does the same work more slowly.
 
 Duplicate keys in one JSON object: the last one wins, on both paths.
 """
@@ -175,10 +176,15 @@ class BlockPlan:
         self.keys = tuple(c.name.encode() for c in shape.properties) + (DELETED_AT.encode(),)
         self.kinds = "".join(_COMPILED_KINDS[c.type] for c in shape.properties).encode() + b"sxsi"
 
-    def decode(self, block: bytes) -> tuple[int, int, list[Any], list[tuple[int, bytes]]] | None:
-        """(records, lines, each slot's Arrow buffers, STATEs) of a block, or
-        None if any line in it is not a plain RECORD of this stream or a STATE."""
-        return _blockdecode.decode_block(block, self.stream, self.keys, self.kinds)  # type: ignore[no-any-return]
+    def decode(self, block: bytes, start: int = 0, max_records: int = 2**62) -> tuple[int, int, int, list[Any], list[Any]]:
+        """Type ``block``'s lines from byte ``start`` while they are plain
+        RECORDs of this stream or STATEs, at most ``max_records`` records:
+        (records, lines, the offset of the first line not taken, each slot's
+        Arrow buffers, per STATE (line from ``start``, its first byte, the next
+        line's first byte, its value's text)). See ``_blockdecode.c``."""
+        return _blockdecode.decode_block(  # type: ignore[no-any-return]
+            block, start, max_records, self.stream, self.keys, self.kinds
+        )
 
 
 class RecordDecoder:
