@@ -6,6 +6,7 @@
     python scripts/bench_ingest.py --decimals        # scores as 18-digit decimals (tap-postgres numeric)
     python scripts/bench_ingest.py --bad-every 100000  # one bad date-time per 100k: the per-value path
     python scripts/bench_ingest.py --baseline-src ../old-checkout  # the same runs, alternating, on older code
+    python scripts/bench_ingest.py --pure-python     # also without the compiled hot path (no C compiler)
 
 Each record has 9 fields (integer id, short strings, an ISO date-time, a
 float, a boolean, an array, a nested object, a nullable string) and a STATE
@@ -118,8 +119,9 @@ SCORE_MARK = "@score@"
 SCORE_MARK_JSON = b'"@score@"'
 
 
-def run_ingest(source: Path, spool: Path, src: Path | None = None) -> tuple[float, int, int, float]:
-    """Seconds, peak RSS in MB, STATE lines received and CPU seconds (``src``: run that checkout's code).
+def run_ingest(source: Path, spool: Path, src: Path | None = None, pure_python: bool = False) -> tuple[float, int, int, float]:
+    """Seconds, peak RSS in MB, STATE lines received and CPU seconds (``src``: run that checkout's code;
+    ``pure_python``: without the compiled hot path, as where no C compiler built it).
 
     CPU seconds (user + system of the ingest process) move less than wall
     time when other work shares the machine."""
@@ -127,6 +129,8 @@ def run_ingest(source: Path, spool: Path, src: Path | None = None) -> tuple[floa
     env = {**os.environ, "SPOOL_TARGET_LOG_FORMAT": "json"}
     if src is not None:
         env["PYTHONPATH"] = str(src.resolve())
+    if pure_python:
+        env["SPOOL_TARGET_TEST_PURE_PYTHON"] = "1"
     start = time.perf_counter()
     feeder = subprocess.Popen(["cat", str(source)], stdout=subprocess.PIPE)
     target = subprocess.Popen(
@@ -179,6 +183,8 @@ def main() -> None:
     parser.add_argument("--decimals", action="store_true", help="scores as 18-digit decimals, as tap-postgres sends numeric(20,4)")
     parser.add_argument("--bad-every", type=int, default=0, help="one bad date-time every N records (rejected)")
     parser.add_argument("--baseline-src", type=Path, default=None, help="an older checkout to time alternately")
+    parser.add_argument("--pure-python", action="store_true",
+                        help="also time this checkout without its compiled hot path, alternately")
     args = parser.parse_args()
 
     work = Path(args.workdir or tempfile.mkdtemp(prefix="bench-ingest-"))
@@ -191,16 +197,20 @@ def main() -> None:
     expected = args.records - (args.records // args.bad_every if args.bad_every else 0)
     print(f"input: {source.stat().st_size / 1e6:,.0f} MB, {args.records:,} records")
 
-    codes = {"current": None} | ({"baseline": args.baseline_src} if args.baseline_src else {})
+    codes: dict[str, tuple[Path | None, bool]] = {"current": (None, False)}
+    if args.pure_python:
+        codes["pure Python"] = (None, True)
+    if args.baseline_src:
+        codes["baseline"] = (args.baseline_src, False)
     times: dict[str, list[float]] = {name: [] for name in codes}
     peaks: dict[str, list[int]] = {name: [] for name in codes}
     cpus: dict[str, list[float]] = {name: [] for name in codes}
     floors = []
     for run in range(1, args.runs + 1):
-        for name, src in codes.items():
-            seconds, peak_mb, states, cpu = run_ingest(source, work / "spool", src)
+        for name, (src, pure_python) in codes.items():
+            seconds, peak_mb, states, cpu = run_ingest(source, work / "spool", src, pure_python)
             rows = spooled_rows(work / "spool")
-            if rows != expected and name == "current":
+            if rows != expected and src is None:
                 raise SystemExit(f"run {run}: spooled {rows} rows, expected {expected}")
             times[name].append(seconds)
             peaks[name].append(peak_mb)

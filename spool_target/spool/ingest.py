@@ -747,10 +747,11 @@ class Ingester:
     ) -> None:
         """Add the lines the compiled path typed, ``block[start:end]`` (line
         ``line + 1`` onwards): the records as one packed ``RowBlock``, their
-        lines for the work file, each STATE parked in order. ``buf`` is None
-        if there are no records."""
+        lines for the work file, each STATE parked in order. ``buf`` may be
+        None if there are no records (only STATEs)."""
         records, lines, _, buffers, states = typed
-        if buf is not None:
+        if records:
+            assert buf is not None
             self._hot = buf
             if buf.rows:  # records taken line by line before these come first
                 buf.blocks.append(RowBlock(buf.decoder.shape, buf.rows))

@@ -33,7 +33,7 @@ Three paths fill rows the same way:
   (setup.py); without it, or with ``SPOOL_TARGET_TEST_PURE_PYTHON=1``, the
   fast path does the same work more slowly.
 
-Duplicate keys in one JSON object: the last one wins, on both paths.
+Duplicate keys in one JSON object: the last one wins, on every path.
 """
 
 from __future__ import annotations
