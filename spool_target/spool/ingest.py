@@ -725,12 +725,10 @@ class Ingester:
                 buf = self.buffers.get(stream)
                 room = max_rows - (len(buf.lines) if buf is not None else 0)
                 typed = plan.decode(block, start, room)
-                records, lines, end = typed[:3]
+                lines, end = typed[1:3]
                 if not lines:
                     break
-                if records and buf is None:
-                    buf = self._new_buffer(stream)
-                self._take_typed_lines(buf, block, start, end, line + taken, typed)
+                buf = self._take_typed_lines(stream, block, start, line + taken, typed)
                 self.summary.compiled_block_lines += lines
                 taken, start = taken + lines, end
                 if buf is not None and len(buf.lines) >= max_rows:
@@ -742,27 +740,31 @@ class Ingester:
         return taken + more, b"" if more else rest
 
     def _take_typed_lines(
-        self, buf: _Buffer | None, block: bytes, start: int, end: int, line: int,
+        self, stream: str, block: bytes, start: int, line: int,
         typed: tuple[int, int, int, list[Any], list[tuple[int, int, int, bytes]]],
-    ) -> None:
-        """Add the lines the compiled path typed, ``block[start:end]`` (line
-        ``line + 1`` onwards): the records as one packed ``RowBlock``, their
-        lines for the work file, each STATE parked in order. ``buf`` may be
-        None if there are no records (only STATEs)."""
-        records, lines, _, buffers, states = typed
-        if records:
-            assert buf is not None
-            self._hot = buf
-            if buf.rows:  # records taken line by line before these come first
-                buf.blocks.append(RowBlock(buf.decoder.shape, buf.rows))
-                buf.rows = []
-            buf.blocks.append(RowBlock.from_buffers(buf.decoder.shape, records, buffers))
+    ) -> _Buffer | None:
+        """Add the lines the compiled path typed from ``block[start:]`` (line
+        ``line + 1`` onwards), in order: each run of records to the stream's
+        buffer (their values as one packed ``RowBlock``, their lines for the
+        work file), each STATE parked. Returns the buffer, None if there were
+        only STATEs and no buffer."""
+        records, lines, end, buffers, states = typed
+        buf = self.buffers.get(stream)
         view = memoryview(block)
         # Record lines run between STATE lines: each run is one range of line
         # numbers and one piece of the work file, cut from the block, not copied.
-        run_start, run_line = start, 0
+        run_start, run_line, packed = start, 0, False
         for at, state_start, next_line, value in [*states, (lines, end, end, None)]:
             if at > run_line:
+                if not packed:  # at the first record: a STATE before it may go out with no buffer waiting
+                    if buf is None:
+                        buf = self._new_buffer(stream)
+                    self._hot = buf
+                    if buf.rows:  # records taken line by line before these come first
+                        buf.blocks.append(RowBlock(buf.decoder.shape, buf.rows))
+                        buf.rows = []
+                    buf.blocks.append(RowBlock.from_buffers(buf.decoder.shape, records, buffers))
+                    packed = True
                 assert buf is not None
                 buf.lines.extend(range(line + 1 + run_line, line + 1 + at))
                 piece = view[run_start:state_start]
@@ -771,6 +773,7 @@ class Ingester:
                 break
             self._park_state(value)
             run_start, run_line = next_line, at + 1
+        return buf
 
     def _take_decoded_block(self, block: bytes, line: int) -> int:
         """msgspec's block path (``RecordDecoder.decode_block``): if every line
@@ -798,26 +801,26 @@ class Ingester:
             return 0  # blank lines, which decode_block skips: line numbers must stay exact
         self.summary.block_lines += count
         first = line + 1
-        if hot is None:
-            hot = self._new_buffer(stream)
-        self._hot = hot
         if StateLine not in set(map(type, msgs)):
+            self._hot = hot = hot or self._new_buffer(stream)
             hot.rows.extend(msgs)
             hot.lines.extend(range(first, first + count))
             hot.pending.append(memoryview(block)[: -1 if block.endswith(b"\n") else None])
             return count
         raws = split_lines(block)
         start = 0
-        for i, msg in enumerate(msgs):
-            if type(msg) is StateLine:
+        for i, msg in [*enumerate(msgs), (count, None)]:
+            if msg is not None and type(msg) is not StateLine:
+                continue
+            if i > start:  # records before this STATE (or the end)
+                self._hot = hot = hot or self._new_buffer(stream)  # not before a STATE that comes first
                 hot.rows.extend(msgs[start:i])
                 hot.lines.extend(range(first + start, first + i))
                 hot.pending.extend(raws[start:i])
-                self._park_state(bytes(msg.value))
-                start = i + 1
-        hot.rows.extend(msgs[start:])
-        hot.lines.extend(range(first + start, first + count))
-        hot.pending.extend(raws[start:])
+            if msg is None:
+                break
+            self._park_state(bytes(msg.value))
+            start = i + 1
         return count
 
     def _on_line(self, raw: bytes, line: int) -> None:
