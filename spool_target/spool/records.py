@@ -207,8 +207,7 @@ class RecordDecoder:
         self.plan: BlockPlan | None = None
         if any(_UNNAMEABLE.search(c.name) for c in self.shape.properties):
             return  # msgspec cannot match such a key: every record takes the exact path
-        names = [c.name for c in self.shape.properties] + [DELETED_AT]
-        if COMPILED and len(set(names)) == len(names):
+        if COMPILED:
             self.plan = BlockPlan(self.shape, schema.stream)
         fields: list[tuple[str, Any, Any]] = []
         rename: dict[str, str] = {}
